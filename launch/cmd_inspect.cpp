@@ -1,0 +1,117 @@
+// `opine inspect MODEL`: what a checkpoint holds and what it will cost, without loading it.
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "launch/args.h"
+#include "launch/commands.h"
+#include "models/loader.h"
+
+namespace opine::launch {
+
+namespace {
+
+const std::vector<FlagSpec> kFlags = {
+    {"json", "", "print JSON instead of text"},
+    {"help", "", "show this help"},
+};
+
+std::string human_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(u ? 1 : 0) << bytes << " " << units[u];
+  return out.str();
+}
+
+}  // namespace
+
+int run_inspect(const std::vector<std::string>& argv) {
+  Args args(kFlags, argv);
+  if (args.has("help")) {
+    std::cout << "usage: opine inspect MODEL [--json]\n\n"
+                 "MODEL is a Hugging Face folder (config.json + safetensors), a GGUF file or a\n"
+                 "llama2.c checkpoint. Prints the architecture, sizes, stored tensor types and the\n"
+                 "memory the weights and the KV cache take.\n\n"
+              << format_flags(kFlags);
+    return 0;
+  }
+  OPINE_CHECK(args.positionals().size() == 1, "opine inspect takes one MODEL (see --help)");
+  models::ModelFile file = models::open_model_file(args.positionals()[0]);
+  const models::LlamaConfig& c = file.config;
+
+  int64_t stored_params = 0;
+  for (const std::string& name : file.tensors->names()) {
+    int64_t n = 1;
+    for (int64_t d : file.tensors->shape(name)) n *= d;
+    stored_params += n;
+  }
+  const int64_t params = c.parameter_count();
+  // Per token: keys and values of every layer.
+  const int64_t kv_per_token = 2 * c.num_layers * c.num_kv_heads * c.head_dim;
+
+  nlohmann::json j;
+  j["path"] = file.path;
+  j["format"] = models::model_format_name(file.format);
+  j["model_type"] = c.model_type;
+  j["head"] = models::head_kind_name(c.head);
+  if (c.head != models::HeadKind::kCausalLm) j["num_labels"] = c.num_labels;
+  j["layers"] = c.num_layers;
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["attention_heads"] = c.num_heads;
+  j["kv_heads"] = c.num_kv_heads;
+  j["head_dim"] = c.head_dim;
+  j["vocab_size"] = c.vocab_size;
+  j["context_length"] = c.max_position_embeddings;
+  j["rope_theta"] = c.rope_theta;
+  j["rope_scaling"] = c.rope_scaling.type;
+  j["tied_embeddings"] = c.tie_word_embeddings;
+  j["qkv_bias"] = c.qkv_bias || c.attention_bias;
+  if (c.sliding_window) j["sliding_window"] = *c.sliding_window;
+  j["parameters"] = params;
+  j["stored_parameters"] = stored_params;
+  j["tensors"] = file.tensors->names().size();
+  j["stored_types"] = file.stored_types;
+  for (const auto& [k, v] : file.metadata) j["metadata"][k] = v;
+  for (const char* dtype : {"f32", "bf16", "f16"}) {
+    const int64_t bytes = params * (std::string(dtype) == "f32" ? 4 : 2);
+    j["memory"]["weights_" + std::string(dtype)] = bytes;
+    j["memory"]["kv_cache_per_1k_tokens_" + std::string(dtype)] =
+        kv_per_token * 1024 * (std::string(dtype) == "f32" ? 4 : 2);
+  }
+
+  if (args.has("json")) {
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "model        " << file.path << "\n"
+            << "format       " << j["format"].get<std::string>() << "\n"
+            << "architecture " << c.model_type << " with a " << models::head_kind_name(c.head) << " head";
+  if (c.head != models::HeadKind::kCausalLm) std::cout << " (" << c.num_labels << " outputs)";
+  std::cout << "\n"
+            << "layers       " << c.num_layers << ", hidden " << c.hidden_size << ", MLP "
+            << c.intermediate_size << "\n"
+            << "attention    " << c.num_heads << " heads, " << c.num_kv_heads << " key/value heads, head dim "
+            << c.head_dim << (c.sliding_window ? ", sliding window " + std::to_string(*c.sliding_window) : "")
+            << "\n"
+            << "vocabulary   " << c.vocab_size << (c.tie_word_embeddings ? " (tied embeddings)" : "") << "\n"
+            << "context      " << c.max_position_embeddings << " positions, RoPE theta " << c.rope_theta
+            << (c.rope_scaling.type != "default" ? ", " + c.rope_scaling.type + " scaling" : "") << "\n"
+            << "parameters   " << params << " (" << std::fixed << std::setprecision(1) << params / 1e6 << "M)\n"
+            << "tensors      " << j["tensors"].get<int64_t>() << ":";
+  for (const auto& [type, count] : file.stored_types) std::cout << " " << count << " " << type;
+  std::cout << "\n";
+  for (const auto& [k, v] : file.metadata) std::cout << std::left << std::setw(13) << k << v << "\n";
+  std::cout << "memory       weights " << human_bytes(params * 4.0) << " in f32, " << human_bytes(params * 2.0)
+            << " in bf16/f16; KV cache " << human_bytes(kv_per_token * 1024 * 2.0)
+            << " per 1k tokens per sequence in bf16\n";
+  return 0;
+}
+
+}  // namespace opine::launch

@@ -1,0 +1,23 @@
+// The `opine` subcommands. Each takes its arguments after the subcommand name and returns the
+// process exit status; errors propagate as opine::Error to main().
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace opine::launch {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const std::vector<std::string>& args);
+};
+
+const std::vector<Command>& commands();
+
+int run_inspect(const std::vector<std::string>& args);
+int run_score(const std::vector<std::string>& args);
+int run_config(const std::vector<std::string>& args);
+int run_generate(const std::vector<std::string>& args);
+
+}  // namespace opine::launch

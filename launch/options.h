@@ -1,0 +1,56 @@
+// The options behind `opine` subcommands, as typed structs filled from YAML (core/config.h):
+// `--config FILE`, then `a.b=c` overrides, then the subcommand's own flags.
+#pragma once
+
+#include <string>
+
+#include "core/config.h"
+
+namespace opine::launch {
+
+struct ModelOptions {
+  std::string path;     // folder, GGUF or llama2.c file
+  std::string dtype = "f32";
+  std::string device = "cpu";
+  std::string head = "auto";  // auto (as the checkpoint says) | causal-lm | classification | regression
+  int num_labels = 0;          // for a new classification head
+  template <class V>
+  void visit(V& v) {
+    v("path", path, "model: a Hugging Face folder, a GGUF file or a llama2.c checkpoint");
+    v("dtype", dtype, "compute dtype", config::one_of({"f32", "bf16", "f16"}));
+    v("device", device, "cpu, cuda or cuda:N");
+    v("head", head, "head on top of the decoder",
+      config::one_of({"auto", "causal-lm", "classification", "regression"}));
+    v("num_labels", num_labels, "classes of a new classification head", config::at_least(0));
+  }
+};
+
+struct GenerateOptions {
+  std::string tokenizer;  // defaults to the one beside or inside the model
+  int max_new_tokens = 128;
+  double temperature = 0.0;
+  int top_k = 0;
+  double top_p = 1.0;
+  template <class V>
+  void visit(V& v) {
+    v("tokenizer", tokenizer, "tokenizer file (llama2.c tokenizer.bin for now)");
+    v("max_new_tokens", max_new_tokens, "tokens to generate at most", config::at_least(0));
+    v("temperature", temperature, "0 = greedy", config::at_least(0.0));
+    v("top_k", top_k, "sample among the k most likely tokens (0 = all)", config::at_least(0));
+    v("top_p", top_p, "nucleus sampling mass", config::in_range(0.0, 1.0));
+  }
+};
+
+struct OpineOptions {
+  ModelOptions model;
+  GenerateOptions generate;
+  int seed = 0;
+  template <class V>
+  void visit(V& v) {
+    v("model", model, "the model");
+    v("generate", generate, "text generation");
+    v("seed", seed, "random seed for everything seeded");
+  }
+};
+
+}  // namespace opine::launch

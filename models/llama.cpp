@@ -1,0 +1,268 @@
+#include "models/llama.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace opine::models {
+
+namespace {
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  return at::linear(x, weight, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt);
+}
+
+// Second half negated and swapped with the first: the rotary convention of transformers. GGUF
+// and llama2.c weights use interleaved pairs instead; their loaders permute q/k rows to match.
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+}  // namespace
+
+at::Tensor rope_inverse_frequencies(const LlamaConfig& c) {
+  const auto opts = at::TensorOptions().dtype(at::kFloat);
+  // In float32, the same operations as transformers, so the frequencies agree to the bit.
+  at::Tensor exponent = at::arange(0, c.head_dim, 2, opts.dtype(at::kLong)).to(at::kFloat) / double(c.head_dim);
+  at::Tensor inv_freq = 1.0 / at::pow(c.rope_theta, exponent);
+  const RopeScaling& s = c.rope_scaling;
+  if (s.type == "linear") {
+    inv_freq = inv_freq / s.factor;
+  } else if (s.type == "llama3") {
+    // Llama 3.1: long wavelengths are slowed by `factor`, short ones kept, and the band between
+    // interpolated smoothly.
+    const double old_len = double(s.original_max_position_embeddings);
+    const double low_wavelen = old_len / s.low_freq_factor;
+    const double high_wavelen = old_len / s.high_freq_factor;
+    at::Tensor wavelen = 2 * M_PI / inv_freq;
+    at::Tensor scaled = at::where(wavelen > low_wavelen, inv_freq / s.factor, inv_freq);
+    at::Tensor smooth = (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    at::Tensor smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
+    at::Tensor medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+    inv_freq = at::where(medium, smoothed, scaled);
+  }
+  return inv_freq;
+}
+
+LlamaModel::LlamaModel(LlamaConfig config, at::ScalarType dtype, at::Device device)
+    : config_(std::move(config)), dtype_(dtype), device_(device) {
+  config_.validate("model config");
+  const auto o = at::TensorOptions().dtype(dtype).device(device);
+  const LlamaConfig& c = config_;
+  const int64_t h = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim,
+                f = c.intermediate_size;
+  embed_tokens = at::empty({c.vocab_size, h}, o);
+  layers.resize(c.num_layers);
+  for (LlamaLayer& l : layers) {
+    l.input_norm = at::empty({h}, o);
+    l.q_proj = at::empty({q, h}, o);
+    l.k_proj = at::empty({kv, h}, o);
+    l.v_proj = at::empty({kv, h}, o);
+    l.o_proj = at::empty({h, q}, o);
+    if (c.attention_bias || c.qkv_bias) {
+      l.q_bias = at::empty({q}, o);
+      l.k_bias = at::empty({kv}, o);
+      l.v_bias = at::empty({kv}, o);
+    }
+    if (c.attention_bias) l.o_bias = at::empty({h}, o);
+    l.post_attention_norm = at::empty({h}, o);
+    l.gate_proj = at::empty({f, h}, o);
+    l.up_proj = at::empty({f, h}, o);
+    l.down_proj = at::empty({h, f}, o);
+    if (c.mlp_bias) {
+      l.gate_bias = at::empty({f}, o);
+      l.up_bias = at::empty({f}, o);
+      l.down_bias = at::empty({h}, o);
+    }
+  }
+  final_norm = at::empty({h}, o);
+  if (c.head == HeadKind::kCausalLm) {
+    lm_head = c.tie_word_embeddings ? embed_tokens : at::empty({c.vocab_size, h}, o);
+  } else {
+    score = at::empty({c.num_labels, h}, o);
+  }
+  inv_freq_ = rope_inverse_frequencies(c).to(device);
+}
+
+std::vector<WeightSlotRef> LlamaModel::weight_table() {
+  const LlamaConfig& c = config_;
+  std::vector<WeightSlotRef> t;
+  auto add = [&](std::string name, at::Tensor& w) {
+    if (w.defined()) t.push_back({std::move(name), w.sizes().vec(), &w});
+  };
+  add("model.embed_tokens.weight", embed_tokens);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    LlamaLayer& l = layers[i];
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    add(p + "input_layernorm.weight", l.input_norm);
+    add(p + "self_attn.q_proj.weight", l.q_proj);
+    add(p + "self_attn.q_proj.bias", l.q_bias);
+    add(p + "self_attn.k_proj.weight", l.k_proj);
+    add(p + "self_attn.k_proj.bias", l.k_bias);
+    add(p + "self_attn.v_proj.weight", l.v_proj);
+    add(p + "self_attn.v_proj.bias", l.v_bias);
+    add(p + "self_attn.o_proj.weight", l.o_proj);
+    add(p + "self_attn.o_proj.bias", l.o_bias);
+    add(p + "post_attention_layernorm.weight", l.post_attention_norm);
+    add(p + "mlp.gate_proj.weight", l.gate_proj);
+    add(p + "mlp.gate_proj.bias", l.gate_bias);
+    add(p + "mlp.up_proj.weight", l.up_proj);
+    add(p + "mlp.up_proj.bias", l.up_bias);
+    add(p + "mlp.down_proj.weight", l.down_proj);
+    add(p + "mlp.down_proj.bias", l.down_bias);
+  }
+  add("model.norm.weight", final_norm);
+  if (c.head == HeadKind::kCausalLm && !c.tie_word_embeddings) add("lm_head.weight", lm_head);
+  if (c.head != HeadKind::kCausalLm) add("score.weight", score);
+  return t;
+}
+
+void LlamaModel::to(at::ScalarType dtype, at::Device device) {
+  for (const WeightSlotRef& s : weight_table()) *s.tensor = s.tensor->to(device, dtype);
+  if (config_.head == HeadKind::kCausalLm && config_.tie_word_embeddings) lm_head = embed_tokens;
+  inv_freq_ = inv_freq_.to(device);
+  dtype_ = dtype;
+  device_ = device;
+}
+
+at::Tensor LlamaModel::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+  // In float32 whatever the compute dtype, as transformers' LlamaRMSNorm does.
+  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + config_.rms_norm_eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+at::Tensor LlamaModel::mlp(const LlamaLayer& l, const at::Tensor& x) const {
+  at::Tensor gate = at::silu(linear(x, l.gate_proj, l.gate_bias));
+  return linear(gate * linear(x, l.up_proj, l.up_bias), l.down_proj, l.down_bias);
+}
+
+at::Tensor LlamaModel::attention(const LlamaLayer& l, const at::Tensor& x, const at::Tensor& cos,
+                                 const at::Tensor& sin, const at::Tensor& mask, KvCache* cache,
+                                 int layer_index, int64_t past) const {
+  const LlamaConfig& c = config_;
+  const int64_t batch = x.size(0), seq = x.size(1);
+  auto heads = [&](const at::Tensor& t, int64_t n) {
+    return t.view({batch, seq, n, c.head_dim}).transpose(1, 2);
+  };
+  at::Tensor q = heads(linear(x, l.q_proj, l.q_bias), c.num_heads);
+  at::Tensor k = heads(linear(x, l.k_proj, l.k_bias), c.num_kv_heads);
+  at::Tensor v = heads(linear(x, l.v_proj, l.v_bias), c.num_kv_heads);
+  q = q * cos + rotate_half(q) * sin;
+  k = k * cos + rotate_half(k) * sin;
+  if (cache) {
+    cache->keys[layer_index].narrow(2, past, seq).copy_(k);
+    cache->values[layer_index].narrow(2, past, seq).copy_(v);
+    k = cache->keys[layer_index].narrow(2, 0, past + seq);
+    v = cache->values[layer_index].narrow(2, 0, past + seq);
+  }
+  at::Tensor out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false,
+                                                    std::nullopt, /*enable_gqa=*/true);
+  out = out.transpose(1, 2).reshape({batch, seq, c.num_heads * c.head_dim});
+  return linear(out, l.o_proj, l.o_bias);
+}
+
+LlamaOutput LlamaModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                KvCache* cache) const {
+  const LlamaConfig& c = config_;
+  OPINE_CHECK(input_ids.dim() == 2, "input_ids must be [batch, seq], got ", input_ids.sizes());
+  const int64_t batch = input_ids.size(0), seq = input_ids.size(1);
+  OPINE_CHECK(seq > 0, "input_ids is empty");
+  at::Tensor ids = input_ids.to(device_, at::kLong);
+  at::Tensor valid = attention_mask.defined()
+                         ? attention_mask.to(device_).ne(0)
+                         : at::ones({batch, seq}, at::TensorOptions().dtype(at::kBool).device(device_));
+  OPINE_CHECK(valid.sizes() == ids.sizes(), "attention_mask ", attention_mask.sizes(),
+              " does not match input_ids ", ids.sizes());
+  OPINE_CHECK(ids.min().item<int64_t>() >= 0 && ids.max().item<int64_t>() < c.vocab_size,
+              "token id out of range [0, ", c.vocab_size, ")");
+
+  const int64_t past = cache ? cache->length : 0;
+  if (cache) {
+    OPINE_CHECK(cache->keys.size() == layers.size() && cache->key_valid.size(0) == batch,
+                "KV cache was made for another model or batch size");
+    OPINE_CHECK(past + seq <= cache->capacity, "KV cache holds ", cache->capacity,
+                " positions; ", past + seq, " needed");
+  }
+
+  // Rotary positions count real tokens only (padding does not advance them).
+  at::Tensor start = cache ? cache->next_position.view({batch, 1}) : at::zeros({batch, 1}, ids.options());
+  at::Tensor positions = (start + valid.to(at::kLong).cumsum(1) - 1).clamp_min(0);
+  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [b, s, hd/2]
+  at::Tensor angles = at::cat({freqs, freqs}, -1).unsqueeze(1);         // [b, 1, s, hd]
+  at::Tensor cos = angles.cos().to(dtype_), sin = angles.sin().to(dtype_);
+
+  // Which keys each query may see: earlier-or-same real tokens, within the sliding window.
+  at::Tensor key_valid = valid;
+  if (cache) {
+    cache->key_valid.narrow(1, past, seq).copy_(valid);
+    key_valid = cache->key_valid.narrow(1, 0, past + seq);
+  }
+  const auto idx = at::TensorOptions().dtype(at::kLong).device(device_);
+  at::Tensor q_pos = at::arange(past, past + seq, idx).view({seq, 1});
+  at::Tensor k_pos = at::arange(0, past + seq, idx).view({1, past + seq});
+  at::Tensor allowed = k_pos.le(q_pos);
+  if (c.sliding_window) allowed = allowed.logical_and(k_pos.gt(q_pos - *c.sliding_window));
+  at::Tensor mask = allowed.unsqueeze(0).logical_and(key_valid.unsqueeze(1));
+  // A padding query sees at least itself, so no row is empty (an empty softmax row is NaN).
+  mask = mask.logical_or(k_pos.eq(q_pos).unsqueeze(0)).unsqueeze(1);  // [b, 1, s, past+s]
+
+  at::Tensor x = at::embedding(embed_tokens, ids);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const LlamaLayer& l = layers[i];
+    x = x + attention(l, rms_norm(x, l.input_norm), cos, sin, mask, cache, static_cast<int>(i), past);
+    x = x + mlp(l, rms_norm(x, l.post_attention_norm));
+  }
+  if (cache) {
+    cache->length += seq;
+    cache->next_position = cache->next_position + valid.to(at::kLong).sum(1);
+  }
+  return {rms_norm(x, final_norm)};
+}
+
+at::Tensor LlamaModel::lm_logits(const at::Tensor& hidden) const {
+  OPINE_CHECK(lm_head.defined(), "this model has a ", head_kind_name(config_.head),
+              " head, not a language-model head");
+  return at::linear(hidden, lm_head);
+}
+
+at::Tensor LlamaModel::sequence_logits(const at::Tensor& hidden, const at::Tensor& attention_mask) const {
+  OPINE_CHECK(score.defined(), "this model has no classification or regression head");
+  const int64_t batch = hidden.size(0), seq = hidden.size(1);
+  // The rightmost real token of each row, for left and right padding alike.
+  at::Tensor last;
+  if (attention_mask.defined()) {
+    at::Tensor pos = at::arange(seq, at::TensorOptions().dtype(at::kLong).device(hidden.device()));
+    last = (pos * attention_mask.to(hidden.device()).ne(0).to(at::kLong)).argmax(1);
+  } else {
+    last = at::full({batch}, seq - 1, at::TensorOptions().dtype(at::kLong).device(hidden.device()));
+  }
+  at::Tensor pooled = hidden.gather(1, last.view({batch, 1, 1}).expand({batch, 1, hidden.size(2)})).squeeze(1);
+  return at::linear(pooled, score);
+}
+
+KvCache LlamaModel::make_cache(int64_t batch, int64_t capacity) const {
+  const LlamaConfig& c = config_;
+  KvCache cache;
+  const auto o = at::TensorOptions().dtype(dtype_).device(device_);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    cache.keys.push_back(at::zeros({batch, c.num_kv_heads, capacity, c.head_dim}, o));
+    cache.values.push_back(at::zeros({batch, c.num_kv_heads, capacity, c.head_dim}, o));
+  }
+  cache.key_valid = at::zeros({batch, capacity}, o.dtype(at::kBool));
+  cache.next_position = at::zeros({batch}, o.dtype(at::kLong));
+  cache.capacity = capacity;
+  return cache;
+}
+
+at::Tensor token_logprobs(const LlamaModel& model, const at::Tensor& input_ids,
+                          const at::Tensor& attention_mask) {
+  at::Tensor logits = model.lm_logits(model.forward(input_ids, attention_mask).hidden);
+  const int64_t seq = input_ids.size(1);
+  at::Tensor logp = at::log_softmax(logits.narrow(1, 0, seq - 1).to(at::kFloat), -1);
+  at::Tensor next = input_ids.narrow(1, 1, seq - 1).to(logp.device(), at::kLong).unsqueeze(-1);
+  return logp.gather(-1, next).squeeze(-1);
+}
+
+}  // namespace opine::models

@@ -1,0 +1,102 @@
+// The Llama decoder family: Llama-2/3, Qwen2/2.5, Mistral and SmolLM2 share this one file.
+// RMSNorm, rotary embeddings (with linear and Llama-3 scaling), grouped-query attention, SwiGLU,
+// optional q/k/v biases (Qwen2), tied or untied embeddings, and the heads on top.
+//
+// forward() does no I/O and no collectives. Weights live in plain tensors, named by the explicit
+// table `weight_table()` that every loader fills (models/weights.h).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/llama_config.h"
+#include "models/weights.h"
+
+namespace opine::models {
+
+struct LlamaLayer {
+  at::Tensor input_norm;  // [hidden]
+  at::Tensor q_proj, k_proj, v_proj, o_proj;  // [out, in] like torch.nn.Linear
+  at::Tensor q_bias, k_bias, v_bias, o_bias;  // undefined unless the config has biases
+  at::Tensor post_attention_norm;
+  at::Tensor gate_proj, up_proj, down_proj;
+  at::Tensor gate_bias, up_bias, down_bias;  // mlp_bias only
+};
+
+// Keys and values of the tokens seen so far, for incremental decoding. Preallocated to
+// `capacity` positions; `length` are filled. `key_valid` remembers which cached positions were
+// real tokens (padding stays masked), `next_position` each row's next rotary position.
+struct KvCache {
+  std::vector<at::Tensor> keys, values;  // per layer [batch, kv_heads, capacity, head_dim]
+  at::Tensor key_valid;                  // [batch, capacity] bool
+  at::Tensor next_position;              // [batch] int64
+  int64_t length = 0;
+  int64_t capacity = 0;
+};
+
+struct LlamaOutput {
+  at::Tensor hidden;  // [batch, seq, hidden] after the final norm
+};
+
+class LlamaModel {
+ public:
+  LlamaModel() = default;
+  // Allocates every weight (uninitialised) in `dtype` on `device`; loaders then fill them.
+  LlamaModel(LlamaConfig config, at::ScalarType dtype, at::Device device = at::kCPU);
+
+  const LlamaConfig& config() const { return config_; }
+  at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
+
+  // input_ids [batch, seq] int64. attention_mask [batch, seq] (1 = token, 0 = padding), or
+  // undefined for no padding. Rotary positions count only real tokens, so left- and
+  // right-padded rows give the same results as unpadded ones. With a cache, the new tokens
+  // attend to the cached ones and are appended to it.
+  LlamaOutput forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
+                      KvCache* cache = nullptr) const;
+
+  // Head outputs from final hidden states.
+  at::Tensor lm_logits(const at::Tensor& hidden) const;  // [batch, seq, vocab]
+  // Classification / regression: the score of each row's last real token (as
+  // LlamaForSequenceClassification pools), [batch, num_labels].
+  at::Tensor sequence_logits(const at::Tensor& hidden, const at::Tensor& attention_mask) const;
+
+  KvCache make_cache(int64_t batch, int64_t capacity) const;
+
+  // Moves or casts all weights.
+  void to(at::ScalarType dtype, at::Device device);
+
+  // Weights by Hugging Face name, in the order transformers lists them. Pointers stay valid as
+  // long as the model does not move.
+  std::vector<WeightSlotRef> weight_table();
+
+  at::Tensor embed_tokens;  // [vocab, hidden]
+  std::vector<LlamaLayer> layers;
+  at::Tensor final_norm;  // [hidden]
+  at::Tensor lm_head;     // [vocab, hidden]; shares embed_tokens' storage when tied
+  at::Tensor score;       // [num_labels, hidden]; classification and regression heads
+
+ private:
+  at::Tensor attention(const LlamaLayer& layer, const at::Tensor& x, const at::Tensor& cos,
+                       const at::Tensor& sin, const at::Tensor& mask, KvCache* cache, int layer_index,
+                       int64_t past) const;
+  at::Tensor mlp(const LlamaLayer& layer, const at::Tensor& x) const;
+  at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+
+  LlamaConfig config_;
+  at::ScalarType dtype_ = at::kFloat;
+  at::Device device_ = at::kCPU;
+  at::Tensor inv_freq_;  // [head_dim / 2] float32, scaling applied
+};
+
+// Rotary inverse frequencies for a config, with its scaling applied (float32).
+at::Tensor rope_inverse_frequencies(const LlamaConfig& config);
+
+// Log-probability of each token given its prefix: [batch, seq-1] for ids[:, 1:], in float32.
+at::Tensor token_logprobs(const LlamaModel& model, const at::Tensor& input_ids,
+                          const at::Tensor& attention_mask = {});
+
+}  // namespace opine::models

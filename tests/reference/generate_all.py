@@ -1,0 +1,48 @@
+"""Generates every reference the parity tests read, into --out (the build tree).
+
+Each generator runs again only when its script changed (a stamp holds the script's hash), so a
+re-run of the tests costs nothing. Reference values are never edited by hand.
+"""
+import argparse
+import hashlib
+import importlib
+import pathlib
+import sys
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+# (module, output subfolder, takes the data root)
+GENERATORS = [
+    ("tiny_models", "tiny", False),
+    ("real_models", "real", True),
+    ("gguf_reference", "gguf", True),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True, type=pathlib.Path)
+    ap.add_argument("--data-root", required=True, type=pathlib.Path)
+    ap.add_argument("--force", action="store_true")
+    args = ap.parse_args()
+    sys.path.insert(0, str(HERE))
+    for module_name, sub, wants_data in GENERATORS:
+        script = HERE / f"{module_name}.py"
+        if not script.exists():
+            continue
+        out = args.out / sub
+        stamp = out / ".stamp"
+        digest = hashlib.sha256(script.read_bytes()).hexdigest()
+        if not args.force and stamp.exists() and stamp.read_text() == digest:
+            print(f"reference {sub}: up to date")
+            continue
+        start = time.time()
+        module = importlib.import_module(module_name)
+        out.mkdir(parents=True, exist_ok=True)
+        module.generate(out, args.data_root) if wants_data else module.generate(out)
+        stamp.write_text(digest)
+        print(f"reference {sub}: generated in {time.time() - start:.1f}s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+// Shared helpers for opine's tests: where the data root and the generated references live.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace opine::test {
+
+// ../shared/data unless OPINE_DATA_ROOT says otherwise.
+inline std::filesystem::path data_root() {
+  const char* env = std::getenv("OPINE_DATA_ROOT");
+  return env && *env ? std::filesystem::path(env) : std::filesystem::path(OPINE_DATA_ROOT_DEFAULT);
+}
+
+// Folder that tests/reference/generate_all.py fills (build/reference).
+inline std::filesystem::path reference_dir() {
+  const char* env = std::getenv("OPINE_REFERENCE_DIR");
+  return env && *env ? std::filesystem::path(env) : std::filesystem::path(OPINE_REFERENCE_DIR);
+}
+
+}  // namespace opine::test
+
+// Skips the current test with a clear message when a real-data file is absent.
+#define OPINE_REQUIRE_FILE(path)                                                      \
+  do {                                                                                \
+    if (!std::filesystem::exists(path)) GTEST_SKIP() << "missing " << (path)          \
+                                                     << " (set OPINE_DATA_ROOT)";     \
+  } while (0)
