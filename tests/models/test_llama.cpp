@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "models/heads.h"
 #include "models/loader.h"
 #include "models/safetensors.h"
 #include "test_util.h"
@@ -104,9 +105,10 @@ TEST_P(LlamaParity, MatchesTransformersUnpaddedAndPadded) {
   }
 }
 
-TEST_P(LlamaParity, GreedyWithKvCacheMatchesTransformers) {
+class LlamaGreedyParity : public LlamaParity {};
+
+TEST_P(LlamaGreedyParity, GreedyWithKvCacheMatchesTransformers) {
   const json ref = read_json(folder() / "reference.json");
-  if (!ref.contains("greedy")) GTEST_SKIP() << "not a causal LM";
   LlamaModel model = load_model(folder().string());
   const auto prompt = ref.at("greedy").at("prompt").get<std::vector<int64_t>>();
   const auto want = ref.at("greedy").at("new_tokens").get<std::vector<int64_t>>();
@@ -116,6 +118,9 @@ TEST_P(LlamaParity, GreedyWithKvCacheMatchesTransformers) {
 INSTANTIATE_TEST_SUITE_P(Tiny, LlamaParity,
                          ::testing::Values("llama_gqa_untied", "llama_mha_tied_bias", "qwen2_gqa_tied",
                                            "mistral_window", "llama_classify", "qwen2_regress"));
+INSTANTIATE_TEST_SUITE_P(Tiny, LlamaGreedyParity,
+                         ::testing::Values("llama_gqa_untied", "llama_mha_tied_bias", "qwen2_gqa_tied",
+                                           "mistral_window"));
 
 TEST(LlamaParityConfig, ReadsEachFamilyAndHead) {
   const fs::path tiny = test::reference_dir() / "tiny";
@@ -235,6 +240,50 @@ TEST(SmolLM2Parity, GgufLogprobsMatchTransformers) {
   const auto prompt = ref.at("greedy").at("prompt").get<std::vector<int64_t>>();
   const auto cont = ref.at("greedy").at("new_tokens").get<std::vector<int64_t>>();
   EXPECT_EQ(greedy(model, prompt, int(cont.size())), cont);
+}
+
+}  // namespace
+}  // namespace opine::models
+
+namespace opine::models {
+namespace {
+
+TEST(StoriesRealData, TruncatedLlama2cCheckpointIsAFormatError) {
+  const fs::path src = test::data_root() / "models/stories260K-llama2.c/data/stories260K.bin";
+  OPINE_REQUIRE_FILE(src);
+  const fs::path cut = fs::temp_directory_path() / ("opine_cut_" + std::to_string(::getpid()) + ".bin");
+  fs::copy_file(src, cut, fs::copy_options::overwrite_existing);
+  fs::resize_file(cut, fs::file_size(src) - 1000);
+  const std::string msg = load_error(cut);
+  EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(cut.string()), std::string::npos) << msg;
+  fs::remove(cut);
+}
+
+}  // namespace
+}  // namespace opine::models
+
+namespace opine::models {
+namespace {
+
+// Each head's loss against transformers' own loss on the same right-padded batch.
+TEST_P(LlamaParity, LossMatchesTransformers) {
+  const json ref = read_json(folder() / "reference.json");
+  LlamaModel model = load_model(folder().string());
+  Batch b = pad_batch(sequences(ref), /*left=*/false);
+  at::Tensor hidden = model.forward(b.ids, b.mask).hidden;
+  at::Tensor loss;
+  if (ref.contains("logprobs_f32")) {
+    loss = causal_lm_loss(model.lm_logits(hidden), b.ids.masked_fill(b.mask.eq(0), kIgnoreIndex));
+  } else if (model.config().head == HeadKind::kRegression) {
+    loss = regression_loss(model.sequence_logits(hidden, b.mask),
+                           at::tensor(ref.at("labels").get<std::vector<double>>(), at::kFloat));
+  } else {
+    loss = classification_loss(model.sequence_logits(hidden, b.mask),
+                               at::tensor(ref.at("labels").get<std::vector<int64_t>>(), at::kLong));
+  }
+  // float32 on both sides; a mean of a few dozen terms.
+  EXPECT_NEAR(loss.item<double>(), ref.at("loss_f32").get<double>(), 1e-4);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@ re-run of the tests costs nothing. Reference values are never edited by hand.
 import argparse
 import hashlib
 import importlib
+import os
 import pathlib
 import sys
 import time
@@ -25,6 +26,8 @@ def main():
     ap.add_argument("--data-root", required=True, type=pathlib.Path)
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args()
+    if os.environ.get("OPINE_DATA_ROOT"):  # the user's data root wins over the build's default
+        args.data_root = pathlib.Path(os.environ["OPINE_DATA_ROOT"])
     sys.path.insert(0, str(HERE))
     for module_name, sub, wants_data in GENERATORS:
         script = HERE / f"{module_name}.py"
@@ -32,7 +35,9 @@ def main():
             continue
         out = args.out / sub
         stamp = out / ".stamp"
-        digest = hashlib.sha256(script.read_bytes()).hexdigest()
+        # The script and the pinned library versions decide the values.
+        pins = b"".join(p.read_bytes() for p in sorted((HERE.parent.parent / "scripts").glob("requirements*.txt")))
+        digest = hashlib.sha256(script.read_bytes() + pins + str(args.data_root).encode()).hexdigest()
         if not args.force and stamp.exists() and stamp.read_text() == digest:
             print(f"reference {sub}: up to date")
             continue

@@ -22,6 +22,17 @@ SEQUENCES = [
     [1, 33, 8, 70, 55, 19, 26, 84, 40, 11],
 ]
 PROMPT = [1, 20, 31, 47, 52]
+CLASS_LABELS = [0, 2, 1]
+REGRESSION_TARGETS = [0.5, -1.0, 2.0]
+
+
+def right_padded(seqs, pad=0):
+    """The sequences as one right-padded batch, its mask, and LM labels with -100 at padding."""
+    n = max(map(len, seqs))
+    ids = torch.tensor([s + [pad] * (n - len(s)) for s in seqs])
+    mask = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in seqs])
+    labels = ids.masked_fill(mask == 0, -100)
+    return ids, mask, labels
 NEW_TOKENS = 8
 
 
@@ -94,10 +105,18 @@ def generate(out_dir: pathlib.Path):
                 out = model.generate(torch.tensor([PROMPT]), max_new_tokens=NEW_TOKENS, do_sample=False,
                                      eos_token_id=None, pad_token_id=0)
             ref["greedy"] = {"prompt": PROMPT, "new_tokens": out[0, len(PROMPT):].tolist()}
+            ids, mask, labels = right_padded(SEQUENCES)
+            with torch.no_grad():
+                ref["loss_f32"] = model(ids, attention_mask=mask, labels=labels).loss.item()
         else:
             with torch.no_grad():
                 ref["logits_f32"] = [model(torch.tensor([s])).logits[0].tolist() for s in SEQUENCES]
                 ref["logits_bf16"] = [bf16(torch.tensor([s])).logits[0].float().tolist() for s in SEQUENCES]
+                ids, mask, _ = right_padded(SEQUENCES)
+                regression = config.num_labels == 1
+                labels = torch.tensor(REGRESSION_TARGETS if regression else CLASS_LABELS)
+                ref["labels"] = labels.tolist()
+                ref["loss_f32"] = model(ids, attention_mask=mask, labels=labels).loss.item()
         (folder / "reference.json").write_text(json.dumps(ref))
 
 

