@@ -3,27 +3,23 @@
 #include <yaml-cpp/yaml.h>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace opine::launch {
 
 OpineOptions resolve_options(const Args& args, const std::vector<FlagBinding>& bindings) {
   const std::optional<std::string> file = args.get("config");
   YAML::Node root = file ? config::load_yaml_file(*file) : YAML::Node(YAML::NodeType::Map);
-  config::apply_overrides(root, args.overrides());
+  std::set<std::string> overridden = config::apply_overrides(root, args.overrides());
   for (const FlagBinding& b : bindings) {
-    std::optional<std::string> value = args.get(b.flag);
-    if (!value) continue;
-    // Set as a plain string scalar (not parsed as YAML), so paths with ':' or '#' survive.
-    YAML::Node node = root;
-    size_t start = 0;
-    for (size_t dot; (dot = b.key.find('.', start)) != std::string::npos; start = dot + 1) {
-      const std::string part = b.key.substr(start, dot - start);
-      if (!node[part].IsMap()) node[part] = YAML::Node(YAML::NodeType::Map);
-      node.reset(node[part]);  // rebinds, not assigns
+    if (std::optional<std::string> value = args.get(b.flag)) {
+      config::set_string(root, b.key, *value);
+      overridden.insert(b.key);
     }
-    node[b.key.substr(start)] = *value;
   }
-  return config::from_yaml<OpineOptions>(root, file.value_or("(command line)"));
+  OpineOptions options = config::from_yaml<OpineOptions>(root, file.value_or("(command line)"), overridden);
+  log::debug("resolved configuration:\n", config::to_yaml(options));
+  return options;
 }
 
 at::Device parse_device(const std::string& name) {

@@ -31,7 +31,9 @@ Llama2cTokenizer::Llama2cTokenizer(const std::string& path, int64_t vocab_size) 
   OPINE_CHECK_FORMAT(vocab_size > 258, path, ": vocabulary of ", vocab_size, " lacks the byte tokens");
 }
 
-std::vector<int64_t> Llama2cTokenizer::encode(const std::string& text, bool add_bos) const {
+std::vector<int64_t> Llama2cTokenizer::encode(std::string_view text_view, bool add_bos) const {
+  check_utf8(text_view);
+  const std::string text(text_view);
   std::vector<int64_t> tokens;
   if (add_bos) tokens.push_back(kBos);
   if (text.empty()) return tokens;
@@ -80,14 +82,28 @@ std::string Llama2cTokenizer::decode_piece(int64_t previous, int64_t id) const {
   return piece;
 }
 
-std::string Llama2cTokenizer::decode(const std::vector<int64_t>& ids) const {
+std::string Llama2cTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special) const {
   std::string out;
   int64_t previous = kBos;
   for (int64_t id : ids) {
-    out += decode_piece(previous, id);
+    if (!(skip_special && (id == kBos || id == kEos))) out += decode_piece(previous, id);
     previous = id;
   }
   return out;
+}
+
+}  // namespace opine::models
+
+namespace opine::models {
+
+std::optional<int64_t> Llama2cTokenizer::token_to_id(std::string_view token) const {
+  auto it = ids_.find(std::string(token));
+  return it == ids_.end() ? std::nullopt : std::optional<int64_t>(it->second);
+}
+
+std::string Llama2cTokenizer::id_to_token(int64_t id) const {
+  OPINE_CHECK(id >= 0 && id < vocab_size(), "token id ", id, " outside the vocabulary of ", vocab_size());
+  return pieces_[id];
 }
 
 }  // namespace opine::models
