@@ -120,13 +120,15 @@ class SmolLM2(unittest.TestCase):
         ref = json.loads(SMOL_REF.read_text())
         ids = " ".join(map(str, ref["ids"]))
         out = json.loads(opine("score", "--model", ref["gguf"], "--ids", ids).stdout)
-        # float32 on both sides over the same dequantized weights: accumulation order only.
+        # float32 on both sides over the same dequantized weights (measured: identical); the
+        # margin allows another accumulation order.
         for got, want in zip(out["logprobs"], ref["logprobs_f32"], strict=True):
-            self.assertAlmostEqual(got, want, delta=2e-3)
-        # bf16 keeps 8 mantissa bits; over 30 layers the log-probabilities move by tenths.
+            self.assertAlmostEqual(got, want, delta=1e-4)
+        # bf16 keeps 8 mantissa bits; over 30 layers the log-probabilities move by up to ~0.1
+        # (measured 0.098 against float32).
         out16 = json.loads(opine("score", "--model", ref["gguf"], "--ids", ids, "--dtype", "bf16").stdout)
         for got, want in zip(out16["logprobs"], ref["logprobs_f32"], strict=True):
-            self.assertAlmostEqual(got, want, delta=0.6)
+            self.assertAlmostEqual(got, want, delta=0.3)
 
 
 if __name__ == "__main__":

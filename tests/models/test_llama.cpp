@@ -66,11 +66,12 @@ class LlamaParity : public ::testing::TestWithParam<std::string> {
   fs::path folder() const { return test::reference_dir() / "tiny" / GetParam(); }
 };
 
-// float32: transformers and opine run the same operations in the same dtype; differences come
-// from accumulation order in matmuls and softmax, well below 1e-4 for these sizes.
-constexpr double kF32Tolerance = 1e-4;
+// float32: transformers and opine run the same operations in the same dtype (measured: identical
+// here); another CPU or thread count may change the accumulation order of matmuls by a few ulp.
+constexpr double kF32Tolerance = 1e-5;
 // bfloat16 has an 8-bit mantissa (relative step 2^-8 ~ 0.4%); over two layers and a log-softmax
-// the log-probabilities of logits around +-5 drift by a few hundredths.
+// the log-probabilities of logits around +-5 drift by a few hundredths (measured: at most 0.026
+// against transformers' own bf16 run, whose rounding points differ from ours).
 constexpr double kBf16Tolerance = 0.08;
 
 TEST_P(LlamaParity, MatchesTransformersUnpaddedAndPadded) {
@@ -235,8 +236,9 @@ TEST(SmolLM2Parity, GgufLogprobsMatchTransformers) {
   const auto ids = ref.at("ids").get<std::vector<int64_t>>();
   at::Tensor lp = token_logprobs(model, at::tensor(ids, at::kLong).unsqueeze(0));
   const auto want = ref.at("logprobs_f32").get<std::vector<double>>();
-  // Both sides dequantize the same Q4_1/Q8_0 blocks to float32 and run 30 layers in float32.
-  for (size_t j = 0; j < want.size(); ++j) EXPECT_NEAR(lp[0][j].item<double>(), want[j], 2e-3) << j;
+  // Both sides dequantize the same Q4_1/Q8_0 blocks to float32 and run 30 layers in float32
+  // (measured: identical); the margin allows another accumulation order over 30 layers.
+  for (size_t j = 0; j < want.size(); ++j) EXPECT_NEAR(lp[0][j].item<double>(), want[j], 1e-4) << j;
   const auto prompt = ref.at("greedy").at("prompt").get<std::vector<int64_t>>();
   const auto cont = ref.at("greedy").at("new_tokens").get<std::vector<int64_t>>();
   EXPECT_EQ(greedy(model, prompt, int(cont.size())), cont);

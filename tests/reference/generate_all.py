@@ -17,6 +17,7 @@ GENERATORS = [
     ("tiny_models", "tiny", False),
     ("real_models", "real", True),
     ("gguf_reference", "gguf", True),
+    ("chat_reference", "chat", True),
 ]
 
 
@@ -37,7 +38,7 @@ def main():
         stamp = out / ".stamp"
         # The script and the pinned library versions decide the values.
         pins = b"".join(p.read_bytes() for p in sorted((HERE.parent.parent / "scripts").glob("requirements*.txt")))
-        digest = hashlib.sha256(script.read_bytes() + pins + str(args.data_root).encode()).hexdigest()
+        digest = hashlib.sha256(script.read_bytes() + pins + str(args.data_root.resolve()).encode()).hexdigest()
         if not args.force and stamp.exists() and stamp.read_text() == digest:
             print(f"reference {sub}: up to date")
             continue
