@@ -83,9 +83,14 @@ size_t complete_utf8_prefix(const std::string& s) {
 }
 }  // namespace
 
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+
 std::string StreamDecoder::push(int64_t id) {
   ids_.push_back(id);
   const std::string text = tokenizer_.decode(ids_);
+  // Decoders that replace an unfinished character with U+FFFD (SentencePiece) rewrite it once
+  // the rest arrives: hold everything back until the text no longer ends with one.
+  if (text.ends_with(kReplacement)) return {};
   const size_t end = complete_utf8_prefix(text);
   if (end <= emitted_) return {};
   std::string piece = text.substr(emitted_, end - emitted_);
@@ -98,7 +103,8 @@ std::string StreamDecoder::finish() {
   std::string rest = emitted_ < text.size() ? text.substr(emitted_) : std::string();
   emitted_ = text.size();
   // Bytes of a character that never completed.
-  if (!rest.empty() && complete_utf8_prefix(rest) < rest.size()) rest = rest.substr(0, complete_utf8_prefix(rest)) + "\xEF\xBF\xBD";
+  if (!rest.empty() && complete_utf8_prefix(rest) < rest.size())
+    rest = rest.substr(0, complete_utf8_prefix(rest)) + std::string(kReplacement);
   return rest;
 }
 
@@ -118,9 +124,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path, std::optional
   }
   const fs::path file(path);
   const std::string name = file.filename().string();
+  if (file.extension() == ".model") return std::make_unique<SentencePieceTokenizer>(path);
 #ifdef OPINE_HAVE_BPE
   if (file.extension() == ".json") return load_hf_tokenizer_json(path);
-  if (file.extension() == ".model") return std::make_unique<SentencePieceTokenizer>(path);
   if (file.extension() == ".gguf") return load_gguf_tokenizer(gguf::File::open(path));
 #endif
   if (file.extension() == ".bin") {

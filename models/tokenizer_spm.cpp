@@ -20,6 +20,7 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& path, bool add
 SentencePieceTokenizer::~SentencePieceTokenizer() = default;
 
 std::vector<int64_t> SentencePieceTokenizer::encode(std::string_view text, bool add_special) const {
+  check_utf8(text);
   std::vector<int> pieces;
   const auto status = sp_->Encode(text, &pieces);
   OPINE_CHECK(status.ok(), "SentencePiece could not encode the text: ", status.ToString());

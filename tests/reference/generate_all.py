@@ -18,6 +18,7 @@ GENERATORS = [
     ("real_models", "real", True),
     ("gguf_reference", "gguf", True),
     ("chat_reference", "chat", True),
+    ("spm_reference", "spm", True),
 ]
 
 
@@ -38,7 +39,7 @@ def main():
         stamp = out / ".stamp"
         # The script and the pinned library versions decide the values.
         pins = b"".join(p.read_bytes() for p in sorted((HERE.parent.parent / "scripts").glob("requirements*.txt")))
-        digest = hashlib.sha256(script.read_bytes() + pins + str(args.data_root.resolve()).encode()).hexdigest()
+        digest = hashlib.sha256(script.read_bytes() + (HERE / "corpus.py").read_bytes() + pins + str(args.data_root.resolve()).encode()).hexdigest()
         if not args.force and stamp.exists() and stamp.read_text() == digest:
             print(f"reference {sub}: up to date")
             continue

@@ -1,0 +1,95 @@
+// SentencePiece: Llama-2's real tokenizer.model against the sentencepiece library, on every
+// text of the shipped data (tests/reference/spm_reference.py).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "models/tokenizer.h"
+#include "models/tokenizer_spm.h"
+#include "test_util.h"
+
+namespace opine::models {
+namespace {
+
+TEST(SpmRealDataParity, EveryShippedTextMatchesTheLibrary) {
+  const auto model = test::data_root() / "tokenizers/llama2-spm-llama2.c/tokenizer.model";
+  OPINE_REQUIRE_FILE(model);
+  std::ifstream in(test::reference_dir() / "spm" / "llama2_spm.json");
+  ASSERT_TRUE(in.good()) << "run ctest, which generates the references";
+  const auto ref = nlohmann::json::parse(in);
+  const auto texts = ref.at("texts").get<std::vector<std::string>>();
+  ASSERT_GT(texts.size(), 90000u);  // all of TweetEval, UMSAB, SST-2
+  auto tok = load_tokenizer(model.string());
+  EXPECT_EQ(tok->kind(), "sentencepiece");
+  EXPECT_EQ(tok->vocab_size(), 32000);
+  const auto got = tok->encode_batch(texts);
+  size_t mismatches = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const auto want = ref.at("ids").at(i).get<std::vector<int64_t>>();
+    if (got[i] != want && ++mismatches <= 5) ADD_FAILURE() << "text " << i << ": '" << texts[i] << "'";
+    const std::vector<int64_t> body(got[i].begin() + 1, got[i].end());
+    if (tok->decode(body) != ref.at("decoded").at(i).get<std::string>() && ++mismatches <= 5)
+      ADD_FAILURE() << "decode of text " << i;
+  }
+  EXPECT_EQ(mismatches, 0u);
+}
+
+TEST(SpmRealData, SpecialTokensDecodeUnlessSkipped) {
+  const auto model = test::data_root() / "tokenizers/llama2-spm-llama2.c/tokenizer.model";
+  OPINE_REQUIRE_FILE(model);
+  SentencePieceTokenizer tok(model.string());
+  const auto ids = tok.encode("Hello world", true);
+  EXPECT_EQ(ids.front(), 1);
+  EXPECT_EQ(tok.decode(ids, /*skip_special=*/true), "Hello world");
+  EXPECT_EQ(tok.decode(ids, /*skip_special=*/false), "<s>Hello world");
+  EXPECT_EQ(tok.token_to_id("▁Hello"), 15043);
+  EXPECT_FALSE(tok.token_to_id("not-a-piece-xyz").has_value());
+}
+
+TEST(SpmRealData, StreamingHoldsBackPartialCharacters) {
+  const auto model = test::data_root() / "tokenizers/llama2-spm-llama2.c/tokenizer.model";
+  OPINE_REQUIRE_FILE(model);
+  SentencePieceTokenizer tok(model.string());
+  const std::string text = "Snow ❄ 雪 day";
+  const auto ids = tok.encode(text, false);
+  StreamDecoder stream(tok);
+  std::string joined;
+  for (int64_t id : ids) {
+    const std::string piece = stream.push(id);
+    check_utf8(piece);  // never half a character
+    joined += piece;
+  }
+  joined += stream.finish();
+  EXPECT_EQ(joined, text);
+}
+
+TEST(Tokenizer, InvalidUtf8IsAnErrorWithItsOffset) {
+  EXPECT_NO_THROW(check_utf8("plain ascii é 雪 😀"));
+  for (const std::string bad : {std::string("ab\xC3"), std::string("ab\x80"), std::string("ab\xED\xA0\x80"),
+                                std::string("ab\xC0\xAF"), std::string("ab\xF4\x90\x80\x80")}) {
+    try {
+      check_utf8(bad);
+      ADD_FAILURE() << "accepted invalid UTF-8";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("byte 2"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Tokenizer, MalformedSentencePieceModelIsAFormatError) {
+  const auto path = std::filesystem::temp_directory_path() / ("opine_bad_" + std::to_string(::getpid()) + ".model");
+  std::ofstream(path) << "this is not a protobuf";
+  try {
+    SentencePieceTokenizer tok(path.string());
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kFormat);
+    EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
+}
+
+}  // namespace
+}  // namespace opine::models
