@@ -1,20 +1,21 @@
-// `opine generate`: continue a prompt, streaming the text as it comes.
-#include <filesystem>
+// `opine generate`: continue a prompt (or answer it as a chat), streaming the text as it comes.
 #include <iostream>
 
 #include "core/error.h"
 #include "launch/commands.h"
 #include "launch/resolve.h"
 #include "models/generate.h"
-#include "models/tokenizer_llama2c.h"
+#include "models/model_assets.h"
 
 namespace opine::launch {
 
 namespace {
 const std::vector<FlagSpec> kFlags = {
     {"model", "PATH", "model (model.path)"},
-    {"tokenizer", "FILE", "tokenizer file (generate.tokenizer); default: tokenizer.bin or tok*.bin beside the model"},
-    {"prompt", "TEXT", "text to continue"},
+    {"tokenizer", "PATH", "tokenizer file or folder (generate.tokenizer); default: the model's own"},
+    {"prompt", "TEXT", "text to continue, or the user's message with --chat"},
+    {"chat", "", "wrap the prompt in the model's chat template"},
+    {"system", "TEXT", "system message for --chat"},
     {"max-new-tokens", "N", "tokens to generate at most (generate.max_new_tokens)"},
     {"temperature", "T", "0 = greedy (generate.temperature)"},
     {"top-k", "K", "sample among the K most likely (generate.top_k)"},
@@ -25,25 +26,14 @@ const std::vector<FlagSpec> kFlags = {
     {"config", "FILE", "YAML configuration"},
     {"help", "", "show this help"},
 };
-
-// A llama2.c tokenizer next to a llama2.c checkpoint (tokenizer.bin, or tok<N>.bin for its vocab).
-std::string find_tokenizer(const std::string& model_path, int64_t vocab) {
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::path(model_path).parent_path();
-  for (const fs::path& p : {dir / ("tok" + std::to_string(vocab) + ".bin"), dir / "tokenizer.bin"})
-    if (fs::exists(p)) return p.string();
-  throw Error(ErrorKind::kUser, "no tokenizer found beside " + model_path + "; pass --tokenizer FILE");
-}
 }  // namespace
 
 int run_generate(const std::vector<std::string>& argv) {
   Args args(kFlags, argv);
   if (args.has("help")) {
-    std::cout << "usage: opine generate --model MODEL --prompt TEXT [--max-new-tokens N]\n"
-                 "                      [--temperature T --top-k K --top-p P --seed S]\n\n"
-                 "Prints only the generated text, streamed token by token. Temperature 0 is greedy.\n"
-                 "Tokenizers: llama2.c tokenizer.bin for now (Hugging Face and GGUF tokenizers\n"
-                 "follow).\n\n"
+    std::cout << "usage: opine generate --model MODEL --prompt TEXT [--chat [--system TEXT]]\n"
+                 "                      [--max-new-tokens N --temperature T --top-k K --top-p P --seed S]\n\n"
+                 "Prints only the generated text, streamed token by token. Temperature 0 is greedy.\n\n"
               << format_flags(kFlags);
     return 0;
   }
@@ -54,14 +44,10 @@ int run_generate(const std::vector<std::string>& argv) {
              {"temperature", "generate.temperature"}, {"top-k", "generate.top_k"},
              {"top-p", "generate.top_p"}, {"seed", "seed"}});
   OPINE_CHECK(args.has("prompt"), "--prompt is required");
+  OPINE_CHECK(!args.has("system") || args.has("chat"), "--system goes with --chat");
+  OPINE_CHECK(!o.model.path.empty(), "no model given (--model PATH or model.path=PATH)");
   models::ModelFile file = models::open_model_file(o.model.path);
-  OPINE_CHECK(file.format == models::ModelFormat::kLlama2c || !o.generate.tokenizer.empty(),
-              "text generation needs a tokenizer; for now only llama2.c tokenizer.bin files are "
-              "supported (pass --tokenizer)");
-  const std::string tok_path =
-      o.generate.tokenizer.empty() ? find_tokenizer(o.model.path, file.config.vocab_size) : o.generate.tokenizer;
-  models::Llama2cTokenizer tokenizer(tok_path, file.config.vocab_size);
-  models::LlamaModel model = models::load_model(file, load_options(o.model, o.seed));
+  const auto tokenizer = models::load_model_tokenizer(file, o.generate.tokenizer);
 
   models::GenerateOptions g;
   g.max_new_tokens = o.generate.max_new_tokens;
@@ -69,15 +55,31 @@ int run_generate(const std::vector<std::string>& argv) {
   g.top_k = o.generate.top_k;
   g.top_p = o.generate.top_p;
   g.seed = static_cast<uint64_t>(o.seed);
-  g.stop_tokens = {models::Llama2cTokenizer::kEos};
-  const std::vector<int64_t> prompt = tokenizer.encode(*args.get("prompt"), /*add_bos=*/true);
-  int64_t previous = prompt.back();
+  if (auto eos = tokenizer->eos_id()) g.stop_tokens.push_back(*eos);
+
+  std::vector<int64_t> prompt;
+  if (args.has("chat")) {
+    const auto chat = models::load_model_chat_template(file, *tokenizer);
+    OPINE_CHECK(chat.has_value(), o.model.path, " declares no chat template; drop --chat");
+    std::vector<models::ChatMessage> messages;
+    if (args.has("system")) messages.push_back({"system", *args.get("system")});
+    messages.push_back({"user", *args.get("prompt")});
+    // The template writes BOS itself where the model wants one.
+    prompt = tokenizer->encode(chat->render(messages, true), /*add_special=*/false);
+    if (auto end = tokenizer->token_to_id(chat->end_of_turn())) g.stop_tokens.push_back(*end);
+  } else {
+    prompt = tokenizer->encode(*args.get("prompt"), /*add_special=*/true);
+  }
+  OPINE_CHECK(!prompt.empty(), "the prompt encodes to no tokens and the tokenizer adds no BOS");
+
+  models::LlamaModel model = models::load_model(file, load_options(o.model, o.seed));
+  models::StreamDecoder stream(*tokenizer, {prompt.back()});
   models::generate(model, prompt, g, [&](int64_t token) {
-    if (token != models::Llama2cTokenizer::kEos) std::cout << tokenizer.decode_piece(previous, token) << std::flush;
-    previous = token;
+    const bool stop = std::find(g.stop_tokens.begin(), g.stop_tokens.end(), token) != g.stop_tokens.end();
+    if (!stop) std::cout << stream.push(token) << std::flush;
     return true;
   });
-  std::cout << "\n";
+  std::cout << stream.finish() << "\n";
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "launch/commands.h"
 #include "launch/resolve.h"
+#include "models/model_assets.h"
 
 namespace opine::launch {
 
@@ -13,6 +14,8 @@ namespace {
 const std::vector<FlagSpec> kFlags = {
     {"model", "PATH", "model folder, GGUF or llama2.c file (model.path)"},
     {"ids", "\"1 2 3\"", "token ids, separated by spaces or commas"},
+    {"text", "TEXT", "text, tokenized by the model's tokenizer (BOS added as the tokenizer does)"},
+    {"tokenizer", "PATH", "tokenizer file or folder for --text (generate.tokenizer)"},
     {"dtype", "f32|bf16|f16", "compute dtype (model.dtype)"},
     {"device", "DEVICE", "cpu or cuda[:N] (model.device)"},
     {"config", "FILE", "YAML configuration"},
@@ -44,7 +47,7 @@ std::vector<int64_t> parse_ids(const std::string& text) {
 int run_score(const std::vector<std::string>& argv) {
   Args args(kFlags, argv);
   if (args.has("help")) {
-    std::cout << "usage: opine score --model MODEL --ids \"1 2 3 ...\" [--dtype f32|bf16|f16]\n\n"
+    std::cout << "usage: opine score --model MODEL (--ids \"1 2 3 ...\" | --text TEXT) [--dtype f32|bf16|f16]\n\n"
                  "Prints {\"tokens\": [...], \"logprobs\": [...], \"sum\": ...}: each token after the\n"
                  "first with its log-probability given the tokens before it.\n\n"
               << format_flags(kFlags);
@@ -52,11 +55,15 @@ int run_score(const std::vector<std::string>& argv) {
   }
   OPINE_CHECK(args.positionals().empty(), "unexpected argument '", args.positionals().front(), "'");
   OpineOptions options = resolve_options(args, {{"model", "model.path"}, {"dtype", "model.dtype"},
-                                                {"device", "model.device"}});
-  OPINE_CHECK(args.has("ids"), "--ids is required (text input comes with the tokenizers)");
-  const std::vector<int64_t> ids = parse_ids(*args.get("ids"));
-  OPINE_CHECK(ids.size() >= 2, "--ids needs at least two tokens (the first is only context)");
-  models::LlamaModel model = models::load_model(options.model.path, load_options(options.model, options.seed));
+                                                {"device", "model.device"}, {"tokenizer", "generate.tokenizer"}});
+  OPINE_CHECK(args.has("ids") != args.has("text"), "give exactly one of --ids and --text");
+  OPINE_CHECK(!options.model.path.empty(), "no model given (--model PATH or model.path=PATH)");
+  models::ModelFile file = models::open_model_file(options.model.path);
+  const std::vector<int64_t> ids =
+      args.has("ids") ? parse_ids(*args.get("ids"))
+                      : models::load_model_tokenizer(file, options.generate.tokenizer)->encode(*args.get("text"));
+  OPINE_CHECK(ids.size() >= 2, "need at least two tokens (the first is only context)");
+  models::LlamaModel model = models::load_model(file, load_options(options.model, options.seed));
   const at::Tensor lp = models::token_logprobs(model, at::tensor(ids, at::kLong).unsqueeze(0)).to(at::kCPU);
   nlohmann::json out;
   out["tokens"] = std::vector<int64_t>(ids.begin() + 1, ids.end());

@@ -19,5 +19,6 @@ int run_inspect(const std::vector<std::string>& args);
 int run_score(const std::vector<std::string>& args);
 int run_config(const std::vector<std::string>& args);
 int run_generate(const std::vector<std::string>& args);
+int run_tokenize(const std::vector<std::string>& args);
 
 }  // namespace opine::launch

@@ -12,7 +12,8 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
       {"inspect", "show a model's architecture, tensor types and memory", run_inspect},
       {"score", "log-probability of each token given its prefix", run_score},
-      {"generate", "continue a prompt with a model", run_generate},
+      {"generate", "continue a prompt with a model, or answer it as a chat", run_generate},
+      {"tokenize", "text to token ids", run_tokenize},
       {"config", "print the resolved configuration (file + overrides)", run_config},
   };
   return list;

@@ -85,6 +85,9 @@ size_t complete_utf8_prefix(const std::string& s) {
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
+StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, std::vector<int64_t> context)
+    : tokenizer_(tokenizer), ids_(std::move(context)), emitted_(tokenizer_.decode(ids_).size()) {}
+
 std::string StreamDecoder::push(int64_t id) {
   ids_.push_back(id);
   const std::string text = tokenizer_.decode(ids_);

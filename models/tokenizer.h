@@ -42,7 +42,9 @@ class Tokenizer {
 // back the bytes of a UTF-8 character that later tokens will finish.
 class StreamDecoder {
  public:
-  explicit StreamDecoder(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
+  // `context`: tokens before the streamed ones (the prompt's last few), so a leading space that
+  // decoders drop at the start of a text is kept.
+  explicit StreamDecoder(const Tokenizer& tokenizer, std::vector<int64_t> context = {});
   std::string push(int64_t id);
   std::string finish();  // whatever is left, invalid bytes replaced by U+FFFD
 

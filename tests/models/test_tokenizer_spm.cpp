@@ -63,6 +63,10 @@ TEST(SpmRealData, StreamingHoldsBackPartialCharacters) {
   }
   joined += stream.finish();
   EXPECT_EQ(joined, text);
+  // After a context token the leading space of the first streamed token is kept.
+  const auto more = tok.encode("Hello there", false);
+  StreamDecoder after(tok, {more[0]});
+  EXPECT_EQ(after.push(more[1]), " there");
 }
 
 TEST(Tokenizer, InvalidUtf8IsAnErrorWithItsOffset) {
