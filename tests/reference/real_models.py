@@ -18,6 +18,10 @@ import transformers
 from transformers import AutoModelForCausalLM
 
 SMOL_TEXT = "The capital of France is Paris. Tweets about climate change are often"
+# Factual chat prompts, each with a word a sensible answer contains.
+SMOL_CHAT = [("What is the capital of France?", "Paris"),
+             ("How many days are there in a week?", "7"),
+             ("What color is the sky on a clear day?", "blue")]
 STORIES_STEPS = 64
 
 
@@ -43,9 +47,20 @@ def smollm2_reference(out_dir: pathlib.Path):
         lp = torch.log_softmax(logits[0, :-1], -1).gather(-1, torch.tensor(ids[1:]).unsqueeze(-1))
         out = model.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False,
                              eos_token_id=None, pad_token_id=0)
+    chats = []
+    for question, keyword in SMOL_CHAT:
+        messages = [{"role": "user", "content": question}]
+        prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        prompt = prompt["input_ids"] if isinstance(prompt, dict) or hasattr(prompt, "keys") else prompt
+        with torch.no_grad():
+            answer = model.generate(torch.tensor([prompt]), max_new_tokens=40, do_sample=False,
+                                    eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_token_id=2)
+        new = answer[0, len(prompt):].tolist()
+        chats.append({"question": question, "keyword": keyword, "prompt_ids": list(prompt),
+                      "new_tokens": new, "answer": tok.decode(new, skip_special_tokens=True)})
     ref = {"gguf": str(path), "transformers": transformers.__version__, "text": SMOL_TEXT,
            "ids": ids, "logprobs_f32": lp.squeeze(-1).tolist(),
-           "greedy": {"prompt": ids, "new_tokens": out[0, len(ids):].tolist()}}
+           "greedy": {"prompt": ids, "new_tokens": out[0, len(ids):].tolist()}, "chat": chats}
     (out_dir / "smollm2.json").write_text(json.dumps(ref))
 
 
