@@ -97,10 +97,46 @@ class Stories(unittest.TestCase):
         # at least above log(1/vocab); and never positive.
         self.assertTrue(all(-6.3 < lp <= 0 for lp in out["logprobs"]), out)
 
+    def test_tokenize_and_score_text_use_the_models_tokenizer(self):
+        ids = json.loads(opine("tokenize", "--model", STORIES, "--text", "Once upon a time").stdout)
+        self.assertEqual(ids[0], 1)  # BOS, as run.c adds it
+        out = json.loads(opine("score", "--model", STORIES, "--text", "Once upon a time").stdout)
+        self.assertEqual(out["tokens"], ids[1:])
+
+    def test_generate_keeps_the_space_after_the_prompt(self):
+        out = opine("generate", "--model", STORIES, "--prompt", "Lily and Tom", "--max-new-tokens", 5).stdout
+        self.assertTrue(out.startswith(" "), repr(out))
+
     def test_missing_model_is_a_clear_error(self):
         p = opine("score", "--model", "/nonexistent/model.bin", "--ids", "1 2", check=False)
         self.assertEqual(p.returncode, 1)
         self.assertIn("/nonexistent/model.bin", p.stderr)
+
+
+SPM = DATA / "tokenizers/llama2-spm-llama2.c/tokenizer.model"
+
+
+@unittest.skipUnless(SPM.exists(), f"missing {SPM}")
+class Tokenize(unittest.TestCase):
+    def test_text_and_file(self):
+        import sentencepiece as spm
+        sp = spm.SentencePieceProcessor(model_file=str(SPM))
+        texts = ["Hello world, this is a tweet #climate", "Ça va? 👍", "日本語"]
+        self.assertEqual(json.loads(opine("tokenize", "--tokenizer", SPM, "--text", texts[0]).stdout),
+                         [1] + sp.encode(texts[0]))
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
+            f.write("\n".join(texts) + "\n")
+        self.addCleanup(os.unlink, f.name)
+        lines = opine("tokenize", "--tokenizer", SPM, "--file", f.name, "--no-special").stdout.splitlines()
+        self.assertEqual([json.loads(l) for l in lines], [sp.encode(t) for t in texts])
+
+    def test_invalid_utf8_names_file_and_line(self):
+        with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as f:
+            f.write(b"fine\nbroken \xc3\n")
+        self.addCleanup(os.unlink, f.name)
+        p = opine("tokenize", "--tokenizer", SPM, "--file", f.name, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(f"{f.name}:2: invalid UTF-8 at byte 7", p.stderr)
 
 
 SMOL_REF = REF / "real/smollm2.json"
@@ -115,6 +151,19 @@ class SmolLM2(unittest.TestCase):
         self.assertIn("Q4_1", info["stored_types"])
         self.assertEqual(info["layers"], 30)
         self.assertTrue(info["tied_embeddings"])
+
+    def test_chat_answers_sensibly(self):
+        ref = json.loads(SMOL_REF.read_text())
+        for case in ref["chat"][:2]:
+            out = opine("generate", "--model", ref["gguf"], "--chat", "--prompt", case["question"],
+                        "--max-new-tokens", 40).stdout
+            self.assertEqual(out.strip(), case["answer"].strip())
+            self.assertIn(case["keyword"], out)
+
+    def test_tokenize_gguf_matches_reference_prompt(self):
+        ref = json.loads(SMOL_REF.read_text())
+        ids = json.loads(opine("tokenize", "--model", ref["gguf"], "--text", ref["text"]).stdout)
+        self.assertEqual(ids, ref["ids"])
 
     def test_score_matches_transformers(self):
         ref = json.loads(SMOL_REF.read_text())
