@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
-# The whole test suite on a new machine: set-up (idempotent), build, then every test but the
-# `slow` ones. Extra arguments go to ctest (e.g. -L parity).
+# The whole test suite on a new machine: set-up (idempotent), build, every test but the `slow`
+# ones, then the same C++ tests again in an AddressSanitizer + UBSan build (build-asan;
+# OPINE_SANITIZE_TESTS=0 skips it). Extra arguments go to the first ctest (e.g. -L parity).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$root/scripts/setup.sh"
 bdir=${OPINE_BUILD_DIR:-$root/build}
 export OPINE_DATA_ROOT=${OPINE_DATA_ROOT:-$root/../shared/data}
 [[ -d "$OPINE_DATA_ROOT" ]] || echo "test: no data root at $OPINE_DATA_ROOT: realdata tests will skip"
-cd "$bdir"
-ctest --output-on-failure -j "$(nproc)" -LE slow "$@"
+(cd "$bdir" && ctest --output-on-failure -j "$(nproc)" -LE slow "$@")
+
+if [[ "${OPINE_SANITIZE_TESTS:-1}" == 1 ]]; then
+  echo "test: sanitizer build (build-asan)"
+  OPINE_BUILD_DIR="$root/build-asan" OPINE_BUILD_TYPE=Debug OPINE_CMAKE_ARGS="-DOPINE_SANITIZE=ON" \
+    "$root/scripts/setup.sh" >/dev/null
+  # Leak checking is off: libtorch and OpenMP keep process-lifetime allocations it would report.
+  # The CLI test is left out (it re-runs the same code through the command line, slowly).
+  (cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --output-on-failure -j "$(nproc)" -LE "slow|gpu" -E launch.cli)
+fi
