@@ -8,10 +8,7 @@
 #include "core/error.h"
 #include "models/gguf.h"
 #include "models/tokenizer_llama2c.h"
-#if __has_include("models/tokenizer_bpe.h")  // TEMPORARY until the BPE tokenizers land
 #include "models/tokenizer_bpe.h"
-#define OPINE_HAVE_BPE 1
-#endif
 
 namespace opine::models {
 
@@ -23,11 +20,7 @@ std::unique_ptr<Tokenizer> load_model_tokenizer(const ModelFile& model, const st
     case ModelFormat::kHuggingFace:
       return load_tokenizer(model.path);
     case ModelFormat::kGguf:
-#ifdef OPINE_HAVE_BPE
       return load_gguf_tokenizer(gguf::File::open(model.path));
-#else
-      throw Error(ErrorKind::kUser, "GGUF tokenizers are not built in");
-#endif
     case ModelFormat::kLlama2c: {
       const fs::path dir = fs::path(model.path).parent_path();
       for (const fs::path& p : {dir / ("tok" + std::to_string(model.config.vocab_size) + ".bin"), dir / "tokenizer.bin"})

@@ -6,10 +6,7 @@
 
 #include "core/error.h"
 #include "models/gguf.h"
-#if __has_include("models/tokenizer_bpe.h")  // TEMPORARY until the BPE tokenizers land
 #include "models/tokenizer_bpe.h"
-#define OPINE_HAVE_BPE 1
-#endif
 #include "models/tokenizer_llama2c.h"
 #include "models/tokenizer_spm.h"
 
@@ -116,11 +113,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path, std::optional
   OPINE_CHECK_KIND(fs::exists(path), ErrorKind::kIo, "tokenizer not found: ", path);
   if (fs::is_directory(path)) {
     const fs::path dir(path);
-#ifdef OPINE_HAVE_BPE
     if (fs::exists(dir / "tokenizer.json")) return load_hf_tokenizer_json((dir / "tokenizer.json").string());
     if (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt"))
       return load_vocab_merges((dir / "vocab.json").string(), (dir / "merges.txt").string());
-#endif
     if (fs::exists(dir / "tokenizer.model")) return std::make_unique<SentencePieceTokenizer>((dir / "tokenizer.model").string());
     if (fs::exists(dir / "tokenizer.bin")) return load_tokenizer((dir / "tokenizer.bin").string(), vocab_size);
     throw Error(ErrorKind::kIo, path + ": no tokenizer.json, vocab.json + merges.txt, tokenizer.model or tokenizer.bin");
@@ -128,10 +123,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path, std::optional
   const fs::path file(path);
   const std::string name = file.filename().string();
   if (file.extension() == ".model") return std::make_unique<SentencePieceTokenizer>(path);
-#ifdef OPINE_HAVE_BPE
   if (file.extension() == ".json") return load_hf_tokenizer_json(path);
   if (file.extension() == ".gguf") return load_gguf_tokenizer(gguf::File::open(path));
-#endif
   if (file.extension() == ".bin") {
     OPINE_CHECK(vocab_size.has_value(), path,
                 ": a llama2.c tokenizer.bin does not store its vocabulary size; load it with its model");
