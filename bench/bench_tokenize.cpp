@@ -1,5 +1,5 @@
 // Tokenizer throughput: encodes every line of a file, single-threaded and on all cores, and
-// prints JSON. bench/tokenize.py runs it beside Hugging Face `tokenizers` on the same texts.
+// prints JSON. bench/tokenizer_throughput.py runs it beside Hugging Face `tokenizers` on the same texts.
 //   bench_tokenize TOKENIZER TEXTS_FILE [REPEATS]
 #include <chrono>
 #include <fstream>

@@ -3,7 +3,7 @@
 Both encode the same texts (tests/reference/corpus.py), adding BOS/EOS as each tokenizer does,
 with one thread and with all cores (HF: encode_batch, parallel in Rust, its thread pool sized by
 RAYON_NUM_THREADS in a fresh process), best of N runs. Prints opine / HF ratios.
-    $(scripts/venv-path.sh)/bin/python bench/tokenize.py [--build build] [--data-root ../shared/data]
+    $(scripts/venv-path.sh)/bin/python bench/tokenizer_throughput.py [--build build] [--data-root ../shared/data]
 """
 import argparse
 import json
