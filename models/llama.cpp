@@ -8,10 +8,6 @@ namespace opine::models {
 
 namespace {
 
-at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  return at::linear(x, weight, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt);
-}
-
 // Second half negated and swapped with the first: the rotary convention of transformers. GGUF
 // and llama2.c weights use interleaved pairs instead; their loaders permute q/k rows to match.
 at::Tensor rotate_half(const at::Tensor& x) {
@@ -56,24 +52,24 @@ LlamaModel::LlamaModel(LlamaConfig config, at::ScalarType dtype, at::Device devi
   layers.resize(c.num_layers);
   for (LlamaLayer& l : layers) {
     l.input_norm = at::empty({h}, o);
-    l.q_proj = at::empty({q, h}, o);
-    l.k_proj = at::empty({kv, h}, o);
-    l.v_proj = at::empty({kv, h}, o);
-    l.o_proj = at::empty({h, q}, o);
+    l.q_proj.weight = at::empty({q, h}, o);
+    l.k_proj.weight = at::empty({kv, h}, o);
+    l.v_proj.weight = at::empty({kv, h}, o);
+    l.o_proj.weight = at::empty({h, q}, o);
     if (c.attention_bias || c.qkv_bias) {
-      l.q_bias = at::empty({q}, o);
-      l.k_bias = at::empty({kv}, o);
-      l.v_bias = at::empty({kv}, o);
+      l.q_proj.bias = at::empty({q}, o);
+      l.k_proj.bias = at::empty({kv}, o);
+      l.v_proj.bias = at::empty({kv}, o);
     }
-    if (c.attention_bias) l.o_bias = at::empty({h}, o);
+    if (c.attention_bias) l.o_proj.bias = at::empty({h}, o);
     l.post_attention_norm = at::empty({h}, o);
-    l.gate_proj = at::empty({f, h}, o);
-    l.up_proj = at::empty({f, h}, o);
-    l.down_proj = at::empty({h, f}, o);
+    l.gate_proj.weight = at::empty({f, h}, o);
+    l.up_proj.weight = at::empty({f, h}, o);
+    l.down_proj.weight = at::empty({h, f}, o);
     if (c.mlp_bias) {
-      l.gate_bias = at::empty({f}, o);
-      l.up_bias = at::empty({f}, o);
-      l.down_bias = at::empty({h}, o);
+      l.gate_proj.bias = at::empty({f}, o);
+      l.up_proj.bias = at::empty({f}, o);
+      l.down_proj.bias = at::empty({h}, o);
     }
   }
   final_norm = at::empty({h}, o);
@@ -96,21 +92,21 @@ std::vector<WeightSlotRef> LlamaModel::weight_table() {
     LlamaLayer& l = layers[i];
     const std::string p = "model.layers." + std::to_string(i) + ".";
     add(p + "input_layernorm.weight", l.input_norm);
-    add(p + "self_attn.q_proj.weight", l.q_proj);
-    add(p + "self_attn.q_proj.bias", l.q_bias);
-    add(p + "self_attn.k_proj.weight", l.k_proj);
-    add(p + "self_attn.k_proj.bias", l.k_bias);
-    add(p + "self_attn.v_proj.weight", l.v_proj);
-    add(p + "self_attn.v_proj.bias", l.v_bias);
-    add(p + "self_attn.o_proj.weight", l.o_proj);
-    add(p + "self_attn.o_proj.bias", l.o_bias);
+    add(p + "self_attn.q_proj.weight", l.q_proj.weight);
+    add(p + "self_attn.q_proj.bias", l.q_proj.bias);
+    add(p + "self_attn.k_proj.weight", l.k_proj.weight);
+    add(p + "self_attn.k_proj.bias", l.k_proj.bias);
+    add(p + "self_attn.v_proj.weight", l.v_proj.weight);
+    add(p + "self_attn.v_proj.bias", l.v_proj.bias);
+    add(p + "self_attn.o_proj.weight", l.o_proj.weight);
+    add(p + "self_attn.o_proj.bias", l.o_proj.bias);
     add(p + "post_attention_layernorm.weight", l.post_attention_norm);
-    add(p + "mlp.gate_proj.weight", l.gate_proj);
-    add(p + "mlp.gate_proj.bias", l.gate_bias);
-    add(p + "mlp.up_proj.weight", l.up_proj);
-    add(p + "mlp.up_proj.bias", l.up_bias);
-    add(p + "mlp.down_proj.weight", l.down_proj);
-    add(p + "mlp.down_proj.bias", l.down_bias);
+    add(p + "mlp.gate_proj.weight", l.gate_proj.weight);
+    add(p + "mlp.gate_proj.bias", l.gate_proj.bias);
+    add(p + "mlp.up_proj.weight", l.up_proj.weight);
+    add(p + "mlp.up_proj.bias", l.up_proj.bias);
+    add(p + "mlp.down_proj.weight", l.down_proj.weight);
+    add(p + "mlp.down_proj.bias", l.down_proj.bias);
   }
   add("model.norm.weight", final_norm);
   if (c.head == HeadKind::kCausalLm && !c.tie_word_embeddings) add("lm_head.weight", lm_head);
@@ -118,8 +114,38 @@ std::vector<WeightSlotRef> LlamaModel::weight_table() {
   return t;
 }
 
+std::vector<LinearSlotRef> LlamaModel::linear_table() {
+  std::vector<LinearSlotRef> t;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    LlamaLayer& l = layers[i];
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    t.push_back({p + "self_attn.q_proj", &l.q_proj});
+    t.push_back({p + "self_attn.k_proj", &l.k_proj});
+    t.push_back({p + "self_attn.v_proj", &l.v_proj});
+    t.push_back({p + "self_attn.o_proj", &l.o_proj});
+    t.push_back({p + "mlp.gate_proj", &l.gate_proj});
+    t.push_back({p + "mlp.up_proj", &l.up_proj});
+    t.push_back({p + "mlp.down_proj", &l.down_proj});
+  }
+  return t;
+}
+
+int64_t LlamaModel::resident_bytes() const {
+  auto bytes = [](const at::Tensor& t) { return t.defined() ? int64_t(t.nbytes()) : int64_t(0); };
+  int64_t total = bytes(embed_tokens) + bytes(final_norm) + bytes(score);
+  if (!(config_.head == HeadKind::kCausalLm && config_.tie_word_embeddings)) total += bytes(lm_head);
+  for (const LlamaLayer& l : layers) {
+    total += bytes(l.input_norm) + bytes(l.post_attention_norm);
+    for (const Linear* p : {&l.q_proj, &l.k_proj, &l.v_proj, &l.o_proj, &l.gate_proj, &l.up_proj, &l.down_proj})
+      total += p->resident_bytes();
+  }
+  return total;
+}
+
 void LlamaModel::to(at::ScalarType dtype, at::Device device) {
   for (const WeightSlotRef& s : weight_table()) *s.tensor = s.tensor->to(device, dtype);
+  for (const LinearSlotRef& s : linear_table())
+    if (s.linear->op) s.linear->op->to(device, dtype);
   if (config_.head == HeadKind::kCausalLm && config_.tie_word_embeddings) lm_head = embed_tokens;
   inv_freq_ = inv_freq_.to(device);
   dtype_ = dtype;
@@ -134,8 +160,8 @@ at::Tensor LlamaModel::rms_norm(const at::Tensor& x, const at::Tensor& weight) c
 }
 
 at::Tensor LlamaModel::mlp(const LlamaLayer& l, const at::Tensor& x) const {
-  at::Tensor gate = at::silu(linear(x, l.gate_proj, l.gate_bias));
-  return linear(gate * linear(x, l.up_proj, l.up_bias), l.down_proj, l.down_bias);
+  at::Tensor gate = at::silu(l.gate_proj.forward(x));
+  return l.down_proj.forward(gate * l.up_proj.forward(x));
 }
 
 at::Tensor LlamaModel::attention(const LlamaLayer& l, const at::Tensor& x, const at::Tensor& cos,
@@ -146,9 +172,9 @@ at::Tensor LlamaModel::attention(const LlamaLayer& l, const at::Tensor& x, const
   auto heads = [&](const at::Tensor& t, int64_t n) {
     return t.view({batch, seq, n, c.head_dim}).transpose(1, 2);
   };
-  at::Tensor q = heads(linear(x, l.q_proj, l.q_bias), c.num_heads);
-  at::Tensor k = heads(linear(x, l.k_proj, l.k_bias), c.num_kv_heads);
-  at::Tensor v = heads(linear(x, l.v_proj, l.v_bias), c.num_kv_heads);
+  at::Tensor q = heads(l.q_proj.forward(x), c.num_heads);
+  at::Tensor k = heads(l.k_proj.forward(x), c.num_kv_heads);
+  at::Tensor v = heads(l.v_proj.forward(x), c.num_kv_heads);
   q = q * cos + rotate_half(q) * sin;
   k = k * cos + rotate_half(k) * sin;
   if (cache) {
@@ -160,23 +186,35 @@ at::Tensor LlamaModel::attention(const LlamaLayer& l, const at::Tensor& x, const
   at::Tensor out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false,
                                                     std::nullopt, /*enable_gqa=*/true);
   out = out.transpose(1, 2).reshape({batch, seq, c.num_heads * c.head_dim});
-  return linear(out, l.o_proj, l.o_bias);
+  return l.o_proj.forward(out);
+}
+
+at::Tensor LlamaModel::embed(const at::Tensor& input_ids) const {
+  OPINE_CHECK(input_ids.dim() == 2, "input_ids must be [batch, seq], got ", input_ids.sizes());
+  OPINE_CHECK(input_ids.size(1) > 0, "input_ids is empty");
+  at::Tensor ids = input_ids.to(device_, at::kLong);
+  OPINE_CHECK(ids.min().item<int64_t>() >= 0 && ids.max().item<int64_t>() < config_.vocab_size,
+              "token id out of range [0, ", config_.vocab_size, ")");
+  return at::embedding(embed_tokens, ids);
 }
 
 LlamaOutput LlamaModel::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                                 KvCache* cache) const {
+  return forward_embeds(embed(input_ids), attention_mask, cache);
+}
+
+LlamaOutput LlamaModel::forward_embeds(const at::Tensor& input_embeds, const at::Tensor& attention_mask,
+                                       KvCache* cache) const {
   const LlamaConfig& c = config_;
-  OPINE_CHECK(input_ids.dim() == 2, "input_ids must be [batch, seq], got ", input_ids.sizes());
-  const int64_t batch = input_ids.size(0), seq = input_ids.size(1);
-  OPINE_CHECK(seq > 0, "input_ids is empty");
-  at::Tensor ids = input_ids.to(device_, at::kLong);
+  OPINE_CHECK(input_embeds.dim() == 3 && input_embeds.size(2) == c.hidden_size,
+              "input embeddings must be [batch, seq, ", c.hidden_size, "], got ", input_embeds.sizes());
+  const int64_t batch = input_embeds.size(0), seq = input_embeds.size(1);
+  OPINE_CHECK(seq > 0, "input is empty");
   at::Tensor valid = attention_mask.defined()
                          ? attention_mask.to(device_).ne(0)
                          : at::ones({batch, seq}, at::TensorOptions().dtype(at::kBool).device(device_));
-  OPINE_CHECK(valid.sizes() == ids.sizes(), "attention_mask ", attention_mask.sizes(),
-              " does not match input_ids ", ids.sizes());
-  OPINE_CHECK(ids.min().item<int64_t>() >= 0 && ids.max().item<int64_t>() < c.vocab_size,
-              "token id out of range [0, ", c.vocab_size, ")");
+  OPINE_CHECK(valid.dim() == 2 && valid.size(0) == batch && valid.size(1) == seq, "attention_mask ",
+              attention_mask.sizes(), " does not match the input [", batch, ", ", seq, "]");
 
   const int64_t past = cache ? cache->length : 0;
   if (cache) {
@@ -187,7 +225,8 @@ LlamaOutput LlamaModel::forward(const at::Tensor& input_ids, const at::Tensor& a
   }
 
   // Rotary positions count real tokens only (padding does not advance them).
-  at::Tensor start = cache ? cache->next_position.view({batch, 1}) : at::zeros({batch, 1}, ids.options());
+  const auto idx = at::TensorOptions().dtype(at::kLong).device(device_);
+  at::Tensor start = cache ? cache->next_position.view({batch, 1}) : at::zeros({batch, 1}, idx);
   at::Tensor positions = (start + valid.to(at::kLong).cumsum(1) - 1).clamp_min(0);
   at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [b, s, hd/2]
   at::Tensor angles = at::cat({freqs, freqs}, -1).unsqueeze(1);         // [b, 1, s, hd]
@@ -199,7 +238,6 @@ LlamaOutput LlamaModel::forward(const at::Tensor& input_ids, const at::Tensor& a
     cache->key_valid.narrow(1, past, seq).copy_(valid);
     key_valid = cache->key_valid.narrow(1, 0, past + seq);
   }
-  const auto idx = at::TensorOptions().dtype(at::kLong).device(device_);
   at::Tensor q_pos = at::arange(past, past + seq, idx).view({seq, 1});
   at::Tensor k_pos = at::arange(0, past + seq, idx).view({1, past + seq});
   at::Tensor allowed = k_pos.le(q_pos);
@@ -208,7 +246,7 @@ LlamaOutput LlamaModel::forward(const at::Tensor& input_ids, const at::Tensor& a
   // A padding query sees at least itself, so no row is empty (an empty softmax row is NaN).
   mask = mask.logical_or(k_pos.eq(q_pos).unsqueeze(0)).unsqueeze(1);  // [b, 1, s, past+s]
 
-  at::Tensor x = at::embedding(embed_tokens, ids);
+  at::Tensor x = input_embeds.to(device_, dtype_);
   for (size_t i = 0; i < layers.size(); ++i) {
     const LlamaLayer& l = layers[i];
     x = x + attention(l, rms_norm(x, l.input_norm), cos, sin, mask, cache, static_cast<int>(i), past);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/linear.h"
 #include "models/llama_config.h"
 #include "models/weights.h"
 
@@ -19,11 +20,10 @@ namespace opine::models {
 
 struct LlamaLayer {
   at::Tensor input_norm;  // [hidden]
-  at::Tensor q_proj, k_proj, v_proj, o_proj;  // [out, in] like torch.nn.Linear
-  at::Tensor q_bias, k_bias, v_bias, o_bias;  // undefined unless the config has biases
+  // Weights [out, in] like torch.nn.Linear; biases undefined unless the config has them.
+  Linear q_proj, k_proj, v_proj, o_proj;
   at::Tensor post_attention_norm;
-  at::Tensor gate_proj, up_proj, down_proj;
-  at::Tensor gate_bias, up_bias, down_bias;  // mlp_bias only
+  Linear gate_proj, up_proj, down_proj;
 };
 
 // Keys and values of the tokens seen so far, for incremental decoding. Preallocated to
@@ -64,6 +64,12 @@ class LlamaModel {
   // LlamaForSequenceClassification pools), [batch, num_labels].
   at::Tensor sequence_logits(const at::Tensor& hidden, const at::Tensor& attention_mask) const;
 
+  // The two halves of forward(): token embeddings [batch, seq, hidden], and the decoder over any
+  // embeddings (prompt tuning prepends its virtual tokens' here).
+  at::Tensor embed(const at::Tensor& input_ids) const;
+  LlamaOutput forward_embeds(const at::Tensor& input_embeds, const at::Tensor& attention_mask = {},
+                             KvCache* cache = nullptr) const;
+
   KvCache make_cache(int64_t batch, int64_t capacity) const;
 
   // Moves or casts all weights.
@@ -72,6 +78,11 @@ class LlamaModel {
   // Weights by Hugging Face name, in the order transformers lists them. Pointers stay valid as
   // long as the model does not move.
   std::vector<WeightSlotRef> weight_table();
+  // The decoder's projections by Hugging Face module name, in the same order (the heads are not
+  // among them: quantization skips them and adapters train them in full).
+  std::vector<LinearSlotRef> linear_table();
+  // Bytes held by all weights, scales and adapters.
+  int64_t resident_bytes() const;
 
   at::Tensor embed_tokens;  // [vocab, hidden]
   std::vector<LlamaLayer> layers;

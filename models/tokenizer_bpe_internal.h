@@ -1,14 +1,14 @@
-// Internals of the BPE tokenizers (models/tokenizer_bpe.h): the pipeline stages a tokenizer.json,
-// a vocab.json + merges.txt pair or a GGUF vocabulary is turned into, shared by the loaders
-// (tokenizer_hf_json.cpp, tokenizer_gguf.cpp), the stages (pretokenize.cpp) and the tokenizer
-// itself (tokenizer_bpe.cpp). Not part of the public interface.
+// Internals of the BPE tokenizers (models/tokenizer_bpe.h): the pipeline a tokenizer.json, a
+// vocab.json + merges.txt pair or a GGUF vocabulary is turned into. Shared by the loaders
+// (tokenizer_hf_json.cpp, tokenizer_gguf.cpp), the text utilities (tokenizer_unicode.cpp), the
+// stages (pretokenize.cpp, tokenizer_decoders.cpp), the models (tokenizer_bpe_models.cpp) and the
+// tokenizer itself (tokenizer_bpe.cpp). Not part of the public interface.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,8 +48,8 @@ bool is_unicode_whitespace(char32_t cp);
 
 // GPT-2's byte-level alphabet: every byte is spelled as one printable character.
 struct ByteAlphabet {
-  std::array<std::string, 256> spelling;             // byte -> UTF-8 of its character
-  std::unordered_map<char32_t, uint8_t> byte_of;     // character -> byte
+  std::array<std::string, 256> spelling;          // byte -> UTF-8 of its character
+  std::unordered_map<char32_t, uint8_t> byte_of;  // character -> byte
 };
 const ByteAlphabet& byte_alphabet();
 
@@ -73,6 +73,11 @@ class Regex {
 // Unicode normalization forms through ICU.
 enum class UnicodeForm { kNfc, kNfd, kNfkc, kNfkd };
 void unicode_normalize(UnicodeForm form, std::string& text);
+
+// Every occurrence of `from` (left to right, not overlapping), or every match of `regex`,
+// replaced by `to`.
+void replace_all(std::string& text, std::string_view from, std::string_view to);
+void replace_all(std::string& text, const Regex& regex, std::string_view to);
 
 // ---- Pipeline stages -------------------------------------------------------------------------
 
@@ -198,15 +203,15 @@ enum class SpecialMatching {
 
 // Everything a loader decides; BpeTokenizer runs it.
 struct PipelineSpec {
-  std::string kind;    // Tokenizer::kind()
-  std::string source;  // the file, for messages
+  std::string kind;                // Tokenizer::kind()
+  std::string source;              // the file, for messages
   std::vector<std::string> vocab;  // id -> token string (model tokens and added tokens)
   std::vector<AddedToken> added;
   SpecialMatching matching = SpecialMatching::kHuggingFace;
-  std::unique_ptr<Normalizer> normalizer;      // may be null
-  std::unique_ptr<PreTokenizer> pre_tokenizer; // may be null
+  std::unique_ptr<Normalizer> normalizer;       // may be null
+  std::unique_ptr<PreTokenizer> pre_tokenizer;  // may be null
   std::unique_ptr<Model> model;
-  std::unique_ptr<Decoder> decoder;            // null: tokens joined with spaces, as HF does
+  std::unique_ptr<Decoder> decoder;  // null: tokens joined with spaces, as HF does
   // llama.cpp SentencePiece: a space before the first text fragment and after each special token.
   bool space_prefix_after_special = false;
   std::vector<int64_t> prefix, suffix;  // what add_special puts around a text

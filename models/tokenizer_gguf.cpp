@@ -14,7 +14,14 @@ namespace {
 using namespace bpe;
 
 // llama.cpp's token types.
-enum TokenType : int64_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+enum TokenType : int64_t {
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6
+};
 
 // What llama.cpp does for one tokenizer.ggml.pre value: regexes applied one after another, each
 // keeping both its matches and the text between them.
@@ -28,23 +35,35 @@ struct PreTokenizerEntry {
 const std::vector<PreTokenizerEntry>& pre_tokenizer_table() {
   // The patterns are llama.cpp's (its adaptation of each model's tokenizer.json regex); the GPT-2
   // one lacks the final "|\s+", which changes nothing since unmatched text is kept.
-  static const std::string kGpt2 = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))";
-  static const std::string kLlama3 =
-      R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-  static const std::string kQwen2 =
-      R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-  static const std::string kGpt4o =
-      R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  static const std::string kGpt2 =
+      R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))";
+  // English contractions, spelled without (?i) as llama.cpp does.
+  static const std::string kContractions = R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]))";
+  static const std::string kLlama3 = kContractions +
+                                     R"(|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*)"
+                                     R"(|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  static const std::string kQwen2 = kContractions +
+                                    R"(|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*)"
+                                    R"(|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  // An upper-case run then lower-case letters (or the reverse), written with lookaheads.
+  static const std::string kUpperLower = R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+)";
+  static const std::string kLowerUpper = R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*)";
+  static const std::string kGpt4o = kUpperLower + kContractions + "?|" + kLowerUpper + kContractions +
+                                    R"(?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
   static const std::string kTekken =
-      R"([^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+      kUpperLower + "|" + kLowerUpper + R"(|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
   static const std::vector<PreTokenizerEntry> table = {
       {{"default"}, {R"([\p{P}\$\+<=>\^~\|]+)", kGpt2, R"(\p{N}+)", "[0-9][0-9][0-9]"}},
-      {{"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2"}, {kLlama3}, true, true},
+      {{"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2"},
+       {kLlama3},
+       true,
+       true},
       {{"dbrx", "smaug-bpe"}, {kLlama3}},
       {{"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum",
         "exaone4", "mpt", "olmo", "jais", "trillion", "granite-docling"},
        {kGpt2}},
-      {{"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b"}, {R"(\p{N})", kGpt2}},
+      {{"starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva-7b"},
+       {R"(\p{N})", kGpt2}},
       {{"qwen2", "deepseek-r1-qwen", "megrez", "stablelm2", "hunyuan"}, {kQwen2}},
       {{"falcon"}, {R"([\p{P}\$\+<=>\^~\|`]+)", kGpt2, "[0-9][0-9][0-9]"}},
       {{"gpt-4o", "llama4"}, {kGpt4o}},
@@ -79,7 +98,8 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const gguf::File& file) {
   const size_t n = tokens->size();
   std::vector<int64_t> types(n, kNormal);
   if (const auto t = file.get_int_array("tokenizer.ggml.token_type")) {
-    OPINE_CHECK_FORMAT(t->size() >= n, path, ": tokenizer.ggml.token_type has ", t->size(), " entries for ", n, " tokens");
+    OPINE_CHECK_FORMAT(t->size() >= n, path, ": tokenizer.ggml.token_type has ", t->size(), " entries for ",
+                       n, " tokens");
     std::copy(t->begin(), t->begin() + n, types.begin());
   }
 
@@ -105,7 +125,8 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const gguf::File& file) {
     spec.added.push_back(std::move(t));
   }
   spec.skip_on_decode.emplace(n, false);
-  for (size_t id = 0; id < n; ++id) (*spec.skip_on_decode)[id] = types[id] == kControl || types[id] == kUnknown;
+  for (size_t id = 0; id < n; ++id)
+    (*spec.skip_on_decode)[id] = types[id] == kControl || types[id] == kUnknown;
 
   bool add_bos = false;
   if (*model == "gpt2") {
@@ -122,14 +143,16 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const gguf::File& file) {
       // halves it does not know; such a merge can never apply, so it is left out here.
       const size_t pos = m.find(' ', 1);
       if (pos == std::string::npos) continue;
-      const auto a = ids.find(std::string_view(m).substr(0, pos)), b = ids.find(std::string_view(m).substr(pos + 1));
+      const auto a = ids.find(std::string_view(m).substr(0, pos)),
+                 b = ids.find(std::string_view(m).substr(pos + 1));
       const auto c = ids.find(m.substr(0, pos) + m.substr(pos + 1));
       if (a == ids.end() || b == ids.end() || c == ids.end()) continue;
       merges.push_back({a->second, b->second, c->second});
     }
     std::vector<std::unique_ptr<PreTokenizer>> steps;
     for (const std::string& r : entry.regexes)
-      steps.push_back(make_split("", std::make_shared<const Regex>(r, path), SplitBehavior::kIsolated, false));
+      steps.push_back(
+          make_split("", std::make_shared<const Regex>(r, path), SplitBehavior::kIsolated, false));
     steps.push_back(make_byte_level(false, /*use_regex=*/false));
     spec.pre_tokenizer = make_sequence_pre_tokenizer(std::move(steps));
     BpeOptions options;
@@ -143,10 +166,13 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const gguf::File& file) {
   } else if (*model == "llama") {
     std::vector<float> scores(n, 0.0f);
     if (const auto s = file.get_float_array("tokenizer.ggml.scores")) {
-      OPINE_CHECK_FORMAT(s->size() >= n, path, ": tokenizer.ggml.scores has ", s->size(), " entries for ", n, " tokens");
+      OPINE_CHECK_FORMAT(s->size() >= n, path, ": tokenizer.ggml.scores has ", s->size(), " entries for ", n,
+                         " tokens");
       for (size_t i = 0; i < n; ++i) scores[i] = static_cast<float>((*s)[i]);
     }
-    auto default_id = [&](int64_t id) { return static_cast<size_t>(id) < n ? std::optional<int64_t>(id) : std::nullopt; };
+    auto default_id = [&](int64_t id) {
+      return static_cast<size_t>(id) < n ? std::optional<int64_t>(id) : std::nullopt;
+    };
     spec.bos = token_id_key(file, "tokenizer.ggml.bos_token_id", n);
     if (!file.has("tokenizer.ggml.bos_token_id")) spec.bos = default_id(1);
     spec.eos = token_id_key(file, "tokenizer.ggml.eos_token_id", n);
@@ -174,11 +200,15 @@ std::unique_ptr<Tokenizer> load_gguf_tokenizer(const gguf::File& file) {
   add_bos = file.get_bool("tokenizer.ggml.add_bos_token").value_or(add_bos);
   const bool add_eos = file.get_bool("tokenizer.ggml.add_eos_token").value_or(false);
   if (add_bos) {
-    OPINE_CHECK_FORMAT(spec.bos.has_value(), path, ": tokenizer.ggml.add_bos_token is set but no BOS token is");
+    OPINE_CHECK_FORMAT(
+        spec.bos.has_value(), path,
+        ": a BOS token is added (tokenizer.ggml.add_bos_token, or the default for this vocabulary) "
+        "but tokenizer.ggml.bos_token_id is not set");
     spec.prefix.push_back(*spec.bos);
   }
   if (add_eos) {
-    OPINE_CHECK_FORMAT(spec.eos.has_value(), path, ": tokenizer.ggml.add_eos_token is set but no EOS token is");
+    OPINE_CHECK_FORMAT(spec.eos.has_value(), path,
+                       ": tokenizer.ggml.add_eos_token is set but tokenizer.ggml.eos_token_id is not");
     spec.suffix.push_back(*spec.eos);
   }
   return make_bpe_tokenizer(std::move(spec));

@@ -71,7 +71,8 @@ std::unique_ptr<Normalizer> parse_normalizer(const json& j, const std::string& f
     auto [literal, regex] = parse_pattern(j.at("pattern"), file);
     return make_replace_normalizer(std::move(literal), std::move(regex), j.at("content").get<std::string>());
   }
-  if (type == "Strip") return make_strip_normalizer(j.value("strip_left", true), j.value("strip_right", true));
+  if (type == "Strip")
+    return make_strip_normalizer(j.value("strip_left", true), j.value("strip_right", true));
   unsupported("normalizer", type, file);
 }
 
@@ -119,7 +120,8 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const json& j, const std::stri
     return make_split(std::move(literal), std::move(regex), behavior, j.value("invert", false));
   }
   if (type == "Metaspace")
-    return make_metaspace(j.value("replacement", std::string("\xE2\x96\x81")), parse_scheme(j, file), j.value("split", true));
+    return make_metaspace(j.value("replacement", std::string("\xE2\x96\x81")), parse_scheme(j, file),
+                          j.value("split", true));
   if (type == "Digits") return make_digits(j.value("individual_digits", false));
   unsupported("pre_tokenizer", type, file);
 }
@@ -175,7 +177,8 @@ void parse_post_processor(const json& j, const std::string& file, std::vector<in
       const json& special = j.at("special_tokens");
       OPINE_CHECK_FORMAT(special.contains(name), file, ": TemplateProcessing uses special token '", name,
                          "' it does not define");
-      for (const json& id : special[name].at("ids")) (seen_sequence ? suffix : prefix).push_back(id.get<int64_t>());
+      for (const json& id : special[name].at("ids"))
+        (seen_sequence ? suffix : prefix).push_back(id.get<int64_t>());
     }
     OPINE_CHECK_FORMAT(seen_sequence, file, ": TemplateProcessing 'single' does not contain the sequence");
     return;
@@ -201,7 +204,8 @@ std::pair<std::string, std::string> split_merge(const std::string& line, const S
     std::string a = line.substr(0, pos), b = line.substr(pos + 1);
     if (vocab.count(a) && vocab.count(b) && vocab.count(a + b)) return {std::move(a), std::move(b)};
   }
-  throw Error(ErrorKind::kFormat, where + ": merge '" + line + "' is not two tokens of the vocabulary separated by a space");
+  throw Error(ErrorKind::kFormat,
+              where + ": merge '" + line + "' is not two tokens of the vocabulary separated by a space");
 }
 
 // Model vocabulary as id -> token, checking ids are distinct.
@@ -229,7 +233,8 @@ Merge resolve_merge(const std::string& a, const std::string& b, const StringMap<
   const auto ij = vocab.find(joined);
   OPINE_CHECK_FORMAT(ij != vocab.end(), where, ": merge '", a, " ", b, "' makes '", joined,
                      "', which is not in the vocabulary");
-  return {static_cast<int32_t>(ia->second), static_cast<int32_t>(ib->second), static_cast<int32_t>(ij->second)};
+  return {static_cast<int32_t>(ia->second), static_cast<int32_t>(ib->second),
+          static_cast<int32_t>(ij->second)};
 }
 
 AddedToken parse_added_token(const json& j, int64_t id) {
@@ -250,7 +255,8 @@ std::optional<std::optional<std::string>> config_token(const json& config, const
   const json& v = config[key];
   if (v.is_null()) return std::optional<std::string>();
   if (v.is_string()) return std::optional<std::string>(v.get<std::string>());
-  if (v.is_object() && v.contains("content")) return std::optional<std::string>(v["content"].get<std::string>());
+  if (v.is_object() && v.contains("content"))
+    return std::optional<std::string>(v["content"].get<std::string>());
   return std::nullopt;
 }
 
@@ -259,7 +265,8 @@ void add_config_added_tokens(const json& config, PipelineSpec& spec) {
   if (!config.is_object() || !config.contains("added_tokens_decoder")) return;
   for (const auto& [key, value] : config["added_tokens_decoder"].items()) {
     const int64_t id = std::stoll(key);
-    const bool present = std::any_of(spec.added.begin(), spec.added.end(), [&](const AddedToken& t) { return t.id == id; });
+    const bool present =
+        std::any_of(spec.added.begin(), spec.added.end(), [&](const AddedToken& t) { return t.id == id; });
     if (!present) spec.added.push_back(parse_added_token(value, id));
   }
 }
@@ -267,7 +274,8 @@ void add_config_added_tokens(const json& config, PipelineSpec& spec) {
 // Puts every added token into the vocabulary (extending it past the model's ids as needed).
 void place_added_tokens(PipelineSpec& spec, const std::string& file) {
   for (const AddedToken& t : spec.added) {
-    OPINE_CHECK_FORMAT(t.id >= 0 && t.id < (int64_t{1} << 31), file, ": added token '", t.content, "' has id ", t.id);
+    OPINE_CHECK_FORMAT(t.id >= 0 && t.id < (int64_t{1} << 31), file, ": added token '", t.content,
+                       "' has id ", t.id);
     if (static_cast<size_t>(t.id) >= spec.vocab.size()) spec.vocab.resize(t.id + 1);
     spec.vocab[t.id] = t.content;
   }
@@ -317,7 +325,8 @@ json read_optional_json(const fs::path& path) {
 
 // The tokenizers library's "Qwen2" pre-tokenizer regex (Llama-3's with single digits).
 const std::string kQwen2Pattern =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*)"
+    R"(|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 }  // namespace
 
@@ -330,8 +339,10 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
     const std::string model_type =
         model.contains("type") ? model["type"].get<std::string>() : (model.contains("merges") ? "BPE" : "?");
     if (model_type != "BPE") unsupported("model", model_type, path);
-    OPINE_CHECK_FORMAT(model.contains("vocab") && model["vocab"].is_object(), path, ": BPE model without a vocab");
-    OPINE_CHECK_FORMAT(model.contains("merges") && model["merges"].is_array(), path, ": BPE model without merges");
+    OPINE_CHECK_FORMAT(model.contains("vocab") && model["vocab"].is_object(), path,
+                       ": BPE model without a vocab");
+    OPINE_CHECK_FORMAT(model.contains("merges") && model["merges"].is_array(), path,
+                       ": BPE model without merges");
     if (model.contains("dropout") && model["dropout"].is_number() && model["dropout"].get<double>() > 0)
       unsupported("BPE option", "dropout", path);
 
@@ -370,7 +381,8 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
     spec.source = path;
     spec.vocab = vocab_by_id(vocab, path);
     if (j.contains("added_tokens") && j["added_tokens"].is_array())
-      for (const json& t : j["added_tokens"]) spec.added.push_back(parse_added_token(t, t.at("id").get<int64_t>()));
+      for (const json& t : j["added_tokens"])
+        spec.added.push_back(parse_added_token(t, t.at("id").get<int64_t>()));
     add_config_added_tokens(config, spec);
     spec.normalizer = parse_normalizer(j.value("normalizer", json()), path);
     bool byte_level = false;
@@ -381,10 +393,13 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
     place_added_tokens(spec, path);
     resolve_special_ids(config, spec);
     apply_add_flags(config, spec);
-    for (int64_t id : spec.prefix) OPINE_CHECK_FORMAT(id >= 0 && id < (int64_t)spec.vocab.size(), path, ": post-processor id ", id);
-    for (int64_t id : spec.suffix) OPINE_CHECK_FORMAT(id >= 0 && id < (int64_t)spec.vocab.size(), path, ": post-processor id ", id);
-    spec.kind = byte_level ? "bpe (byte-level, tokenizer.json)"
-                           : options.byte_fallback ? "bpe (sentencepiece-style, tokenizer.json)" : "bpe (tokenizer.json)";
+    for (const auto* frame : {&spec.prefix, &spec.suffix})
+      for (int64_t id : *frame)
+        OPINE_CHECK_FORMAT(id >= 0 && id < static_cast<int64_t>(spec.vocab.size()), path,
+                           ": the post-processor adds id ", id, ", outside the vocabulary");
+    spec.kind = byte_level              ? "bpe (byte-level, tokenizer.json)"
+                : options.byte_fallback ? "bpe (sentencepiece-style, tokenizer.json)"
+                                        : "bpe (tokenizer.json)";
     return make_bpe_tokenizer(std::move(spec));
   } catch (const json::exception& e) {
     throw Error(ErrorKind::kFormat, path + ": " + e.what());
@@ -401,15 +416,17 @@ std::unique_ptr<Tokenizer> load_vocab_merges(const std::string& vocab_json, cons
   try {
     OPINE_CHECK_FORMAT(vocab_file.is_object(), vocab_json, ": expected an object of token -> id");
     if (style == VocabMergesStyle::kAuto) {
-      const std::string cls = config.is_object() && config.contains("tokenizer_class") && config["tokenizer_class"].is_string()
-                                  ? config["tokenizer_class"].get<std::string>()
-                                  : "GPT2Tokenizer";
+      const std::string cls =
+          config.is_object() && config.contains("tokenizer_class") && config["tokenizer_class"].is_string()
+              ? config["tokenizer_class"].get<std::string>()
+              : "GPT2Tokenizer";
       if (cls == "Qwen2Tokenizer" || cls == "Qwen2TokenizerFast") {
         style = VocabMergesStyle::kQwen2;
       } else if (cls == "GPT2Tokenizer" || cls == "GPT2TokenizerFast") {
         style = VocabMergesStyle::kGpt2;
       } else {
-        throw Error(ErrorKind::kFormat, (dir / "tokenizer_config.json").string() + ": tokenizer_class '" + cls +
+        throw Error(ErrorKind::kFormat, (dir / "tokenizer_config.json").string() + ": tokenizer_class '" +
+                                            cls +
                                             "' is not one opine reads from vocab.json + merges.txt "
                                             "(GPT2Tokenizer, Qwen2Tokenizer)");
       }
@@ -473,7 +490,8 @@ std::unique_ptr<Tokenizer> load_vocab_merges(const std::string& vocab_json, cons
     // Special tokens the files name but do not list as added: transformers adds them (new ids
     // after the vocabulary when they are not in it).
     for (const std::string& s : specials) {
-      const bool present = std::any_of(spec.added.begin(), spec.added.end(), [&](const AddedToken& t) { return t.content == s; });
+      const bool present = std::any_of(spec.added.begin(), spec.added.end(),
+                                       [&](const AddedToken& t) { return t.content == s; });
       if (present) continue;
       AddedToken t;
       t.content = s;
@@ -491,7 +509,8 @@ std::unique_ptr<Tokenizer> load_vocab_merges(const std::string& vocab_json, cons
     if (qwen) {
       spec.normalizer = make_unicode_normalizer(UnicodeForm::kNfc);
       std::vector<std::unique_ptr<PreTokenizer>> steps;
-      steps.push_back(make_split("", std::make_shared<const Regex>(kQwen2Pattern, merges_txt), SplitBehavior::kIsolated, false));
+      steps.push_back(make_split("", std::make_shared<const Regex>(kQwen2Pattern, merges_txt),
+                                 SplitBehavior::kIsolated, false));
       steps.push_back(make_byte_level(add_prefix_space, /*use_regex=*/false));
       spec.pre_tokenizer = make_sequence_pre_tokenizer(std::move(steps));
     } else {

@@ -71,7 +71,7 @@ TEST(SpmRealData, StreamingHoldsBackPartialCharacters) {
 
 TEST(Tokenizer, InvalidUtf8IsAnErrorWithItsOffset) {
   EXPECT_NO_THROW(check_utf8("plain ascii é 雪 😀"));
-  for (const std::string bad : {std::string("ab\xC3"), std::string("ab\x80"), std::string("ab\xED\xA0\x80"),
+  for (const std::string& bad : {std::string("ab\xC3"), std::string("ab\x80"), std::string("ab\xED\xA0\x80"),
                                 std::string("ab\xC0\xAF"), std::string("ab\xF4\x90\x80\x80")}) {
     try {
       check_utf8(bad);
