@@ -10,7 +10,7 @@
 namespace opine::launch {
 
 namespace {
-const std::vector<FlagSpec> kFlags = {
+const std::vector<FlagSpec> kFlags = with_model_setup_flags({
     {"model", "PATH", "model (model.path)"},
     {"tokenizer", "PATH", "tokenizer file or folder (generate.tokenizer); default: the model's own"},
     {"prompt", "TEXT", "text to continue, or the user's message with --chat"},
@@ -25,7 +25,7 @@ const std::vector<FlagSpec> kFlags = {
     {"device", "DEVICE", "cpu or cuda[:N] (model.device)"},
     {"config", "FILE", "YAML configuration"},
     {"help", "", "show this help"},
-};
+});
 }  // namespace
 
 int run_generate(const std::vector<std::string>& argv) {
@@ -39,10 +39,11 @@ int run_generate(const std::vector<std::string>& argv) {
   }
   OPINE_CHECK(args.positionals().empty(), "unexpected argument '", args.positionals().front(), "'");
   OpineOptions o = resolve_options(
-      args, {{"model", "model.path"}, {"tokenizer", "generate.tokenizer"}, {"dtype", "model.dtype"},
-             {"device", "model.device"}, {"max-new-tokens", "generate.max_new_tokens"},
-             {"temperature", "generate.temperature"}, {"top-k", "generate.top_k"},
-             {"top-p", "generate.top_p"}, {"seed", "seed"}});
+      args, with_model_setup_bindings(
+                {{"model", "model.path"}, {"tokenizer", "generate.tokenizer"}, {"dtype", "model.dtype"},
+                 {"device", "model.device"}, {"max-new-tokens", "generate.max_new_tokens"},
+                 {"temperature", "generate.temperature"}, {"top-k", "generate.top_k"},
+                 {"top-p", "generate.top_p"}, {"seed", "seed"}}));
   OPINE_CHECK(args.has("prompt"), "--prompt is required");
   OPINE_CHECK(!args.has("system") || args.has("chat"), "--system goes with --chat");
   OPINE_CHECK(!o.model.path.empty(), "no model given (--model PATH or model.path=PATH)");
@@ -72,7 +73,7 @@ int run_generate(const std::vector<std::string>& argv) {
   }
   OPINE_CHECK(!prompt.empty(), "the prompt encodes to no tokens and the tokenizer adds no BOS");
 
-  models::LlamaModel model = models::load_model(file, load_options(o.model, o.seed));
+  models::LlamaModel model = build_model(file, o);
   models::StreamDecoder stream(*tokenizer, {prompt.back()});
   models::generate(model, prompt, g, [&](int64_t token) {
     const bool stop = std::find(g.stop_tokens.begin(), g.stop_tokens.end(), token) != g.stop_tokens.end();

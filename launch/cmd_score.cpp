@@ -11,7 +11,7 @@
 namespace opine::launch {
 
 namespace {
-const std::vector<FlagSpec> kFlags = {
+const std::vector<FlagSpec> kFlags = with_model_setup_flags({
     {"model", "PATH", "model folder, GGUF or llama2.c file (model.path)"},
     {"ids", "\"1 2 3\"", "token ids, separated by spaces or commas"},
     {"text", "TEXT", "text, tokenized by the model's tokenizer (BOS added as the tokenizer does)"},
@@ -20,7 +20,7 @@ const std::vector<FlagSpec> kFlags = {
     {"device", "DEVICE", "cpu or cuda[:N] (model.device)"},
     {"config", "FILE", "YAML configuration"},
     {"help", "", "show this help"},
-};
+});
 
 std::vector<int64_t> parse_ids(const std::string& text) {
   std::string s = text;
@@ -54,8 +54,8 @@ int run_score(const std::vector<std::string>& argv) {
     return 0;
   }
   OPINE_CHECK(args.positionals().empty(), "unexpected argument '", args.positionals().front(), "'");
-  OpineOptions options = resolve_options(args, {{"model", "model.path"}, {"dtype", "model.dtype"},
-                                                {"device", "model.device"}, {"tokenizer", "generate.tokenizer"}});
+  OpineOptions options = resolve_options(args, with_model_setup_bindings({{"model", "model.path"}, {"dtype", "model.dtype"},
+                                                {"device", "model.device"}, {"tokenizer", "generate.tokenizer"}}));
   OPINE_CHECK(args.has("ids") != args.has("text"), "give exactly one of --ids and --text");
   OPINE_CHECK(!options.model.path.empty(), "no model given (--model PATH or model.path=PATH)");
   models::ModelFile file = models::open_model_file(options.model.path);
@@ -63,7 +63,7 @@ int run_score(const std::vector<std::string>& argv) {
       args.has("ids") ? parse_ids(*args.get("ids"))
                       : models::load_model_tokenizer(file, options.generate.tokenizer)->encode(*args.get("text"));
   OPINE_CHECK(ids.size() >= 2, "need at least two tokens (the first is only context)");
-  models::LlamaModel model = models::load_model(file, load_options(options.model, options.seed));
+  models::LlamaModel model = build_model(file, options);
   const at::Tensor lp = models::token_logprobs(model, at::tensor(ids, at::kLong).unsqueeze(0)).to(at::kCPU);
   nlohmann::json out;
   out["tokens"] = std::vector<int64_t>(ids.begin() + 1, ids.end());

@@ -14,6 +14,11 @@ struct ModelOptions {
   std::string device = "cpu";
   std::string head = "auto";  // auto (as the checkpoint says) | causal-lm | classification | regression
   int num_labels = 0;          // for a new classification head
+  std::string quant = "none";  // none | nf4 | fp4: the decoder's linear weights in 4 bits
+  bool double_quant = true;    // quantize the 4-bit block scales again (8-bit, blocks of 256)
+  int quant_block_size = 64;
+  std::string quant_storage = "uint8";  // uint8 | bf16: the dtype packed 4-bit codes are stored in
+  std::string adapter;                  // PEFT adapter folder to apply on top
   template <class V>
   void visit(V& v) {
     v("path", path, "model: a Hugging Face folder, a GGUF file or a llama2.c checkpoint");
@@ -22,6 +27,16 @@ struct ModelOptions {
     v("head", head, "head on top of the decoder",
       config::one_of({"auto", "causal-lm", "classification", "regression"}));
     v("num_labels", num_labels, "classes of a new classification head", config::at_least(0));
+    v("quant", quant, "4-bit quantization of the decoder's linear layers (QLoRA base)",
+      config::one_of({"none", "nf4", "fp4"}));
+    v("double_quant", double_quant, "quantize the 4-bit block scales again (as bitsandbytes' double quant)");
+    v("quant_block_size", quant_block_size, "elements per 4-bit block",
+      config::rule("32, 64, 128 or 256", [](int n) -> std::string {
+        return n == 32 || n == 64 || n == 128 || n == 256 ? "" : "must be 32, 64, 128 or 256, got " + std::to_string(n);
+      }));
+    v("quant_storage", quant_storage, "dtype that holds the packed 4-bit codes (bf16 lets them shard with bf16 parameters)",
+      config::one_of({"uint8", "bf16"}));
+    v("adapter", adapter, "PEFT adapter folder (adapter_config.json + adapter_model.safetensors)");
   }
 };
 

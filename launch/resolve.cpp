@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "launch/model_setup.h"
 
 namespace opine::launch {
 
@@ -13,7 +14,7 @@ OpineOptions resolve_options(const Args& args, const std::vector<FlagBinding>& b
   std::set<std::string> overridden = config::apply_overrides(root, args.overrides());
   for (const FlagBinding& b : bindings) {
     if (std::optional<std::string> value = args.get(b.flag)) {
-      config::set_string(root, b.key, *value);
+      config::set_string(root, b.key, b.value.empty() ? *value : b.value);
       overridden.insert(b.key);
     }
   }
@@ -28,6 +29,35 @@ at::Device parse_device(const std::string& name) {
               "' (use cpu, cuda or cuda:N)");
   OPINE_CHECK(at::hasCUDA(), "device ", name, " requested, but this opine has no usable CUDA");
   return at::Device(name);
+}
+
+std::vector<FlagSpec> with_model_setup_flags(std::vector<FlagSpec> flags) {
+  // Before the trailing --config/--help, so help lists them with the model's own flags.
+  std::vector<FlagSpec> shared = {
+      {"quant", "nf4|fp4|none", "load the decoder's linear weights in 4 bits (model.quant)"},
+      {"double-quant", "", "quantize the 4-bit scales again, as bitsandbytes does (the default)"},
+      {"no-double-quant", "", "keep the 4-bit scales in float32 (model.double_quant=false)"},
+      {"adapter", "DIR", "PEFT adapter folder to apply (model.adapter)"},
+  };
+  auto at = flags.end();
+  while (at != flags.begin() && ((at - 1)->name == "config" || (at - 1)->name == "help")) --at;
+  flags.insert(at, shared.begin(), shared.end());
+  return flags;
+}
+
+std::vector<FlagBinding> with_model_setup_bindings(std::vector<FlagBinding> bindings) {
+  bindings.insert(bindings.end(), {{"quant", "model.quant"},
+                                   {"double-quant", "model.double_quant", "true"},
+                                   {"no-double-quant", "model.double_quant", "false"},
+                                   {"adapter", "model.adapter"}});
+  return bindings;
+}
+
+models::LlamaModel build_model(models::ModelFile& file, const OpineOptions& options) {
+  models::LlamaModel model = models::load_model(file, load_options(options.model, options.seed));
+  if (options.model.quant != "none") apply_quantization(model, options.model);
+  if (!options.model.adapter.empty()) apply_adapter(model, options.model);
+  return model;
 }
 
 models::LoadOptions load_options(const ModelOptions& model, int seed) {

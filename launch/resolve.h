@@ -11,15 +11,24 @@
 namespace opine::launch {
 
 // A flag that sets a configuration key (`--dtype bf16` is `model.dtype=bf16`).
+// A flag without a value sets the key to `value` (`--no-double-quant` is model.double_quant=false).
 struct FlagBinding {
   std::string flag;
   std::string key;
+  std::string value = {};
 };
+
+// `flags` followed by the flags every command that loads a model shares (--quant,
+// --double-quant, --adapter ...); `bindings` followed by theirs.
+std::vector<FlagSpec> with_model_setup_flags(std::vector<FlagSpec> flags);
+std::vector<FlagBinding> with_model_setup_bindings(std::vector<FlagBinding> bindings);
 
 // --config FILE, then key=value overrides, then bound flags (the most specific wins).
 OpineOptions resolve_options(const Args& args, const std::vector<FlagBinding>& bindings);
 
 models::LoadOptions load_options(const ModelOptions& model, int seed);
+// Loads the model the options describe, quantized and with its adapter as they say.
+models::LlamaModel build_model(models::ModelFile& file, const OpineOptions& options);
 at::Device parse_device(const std::string& name);
 
 }  // namespace opine::launch

@@ -19,6 +19,9 @@ GENERATORS = [
     ("gguf_reference", "gguf", True),
     ("chat_reference", "chat", True),
     ("spm_reference", "spm", True),
+    ("tokenizer_reference", "tokenizers", True),
+    ("quant_reference", "quant", False),
+    ("peft_reference", "peft", False),
 ]
 
 

@@ -1,0 +1,15 @@
+// What build_model() does to a loaded model, one file per library that does it:
+// setup_quant.cpp (quant/) and setup_adapter.cpp (peft/).
+#pragma once
+
+#include "launch/options.h"
+#include "models/llama.h"
+
+namespace opine::launch {
+
+// Replaces the decoder's linear layers by 4-bit ones as `options.quant` says.
+void apply_quantization(models::LlamaModel& model, const ModelOptions& options);
+// Loads the PEFT adapter folder `options.adapter` onto the model.
+void apply_adapter(models::LlamaModel& model, const ModelOptions& options);
+
+}  // namespace opine::launch
