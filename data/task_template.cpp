@@ -60,7 +60,10 @@ void TaskTemplate::validate() const {
   OPINE_CHECK_KIND(!labels.empty() || answer.find("{label}") == std::string::npos, ErrorKind::kConfig,
                    "task.answer uses {label} but task.labels is empty");
   // Rendering a dummy example finds unknown placeholders now, not mid-run.
-  Example probe{"t", "p", labels.empty() ? -1 : 0};
+  Example probe;
+  probe.text = "t";
+  probe.topic = "p";
+  probe.label = labels.empty() ? -1 : 0;
   auto v = placeholders(*this, probe);
   fill(system, v);
   fill(instruction, v);

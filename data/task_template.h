@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "data/example.h"
 #include "models/chat_template.h"
 
 namespace opine::data {
@@ -41,12 +42,6 @@ struct TaskTemplate {
   // Throws opine::Error (kConfig) for unknown placeholders, a definition of an unknown label,
   // or {label} without labels.
   void validate() const;
-};
-
-struct Example {
-  std::string text;
-  std::string topic;
-  int label = -1;  // class index; -1 when unknown (inference)
 };
 
 // The conversation: system turn, then each shot as a user/assistant pair, then the query (and its

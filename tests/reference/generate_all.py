@@ -12,7 +12,7 @@ import sys
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
-# (module, output subfolder, takes the data root)
+# (module, output subfolder, takes the data root[, glob of further inputs under the project root])
 GENERATORS = [
     ("tiny_models", "tiny", False),
     ("real_models", "real", True),
@@ -22,6 +22,7 @@ GENERATORS = [
     ("tokenizer_reference", "tokenizers", True),
     ("quant_reference", "quant", False),
     ("peft_reference", "peft", False),
+    ("data_reference", "data", True, "experiments/datasets/*.yaml"),
 ]
 
 
@@ -34,7 +35,7 @@ def main():
     if os.environ.get("OPINE_DATA_ROOT"):  # the user's data root wins over the build's default
         args.data_root = pathlib.Path(os.environ["OPINE_DATA_ROOT"])
     sys.path.insert(0, str(HERE))
-    for module_name, sub, wants_data in GENERATORS:
+    for module_name, sub, wants_data, *inputs in GENERATORS:
         script = HERE / f"{module_name}.py"
         if not script.exists():
             continue
@@ -42,7 +43,9 @@ def main():
         stamp = out / ".stamp"
         # The script and the pinned library versions decide the values.
         pins = b"".join(p.read_bytes() for p in sorted((HERE.parent.parent / "scripts").glob("requirements*.txt")))
-        digest = hashlib.sha256(script.read_bytes() + (HERE / "corpus.py").read_bytes() + pins + str(args.data_root.resolve()).encode()).hexdigest()
+        extra = b"".join(p.read_bytes() for pattern in inputs for p in sorted(HERE.parent.parent.glob(pattern)))
+        digest = hashlib.sha256(script.read_bytes() + (HERE / "corpus.py").read_bytes() + pins + extra +
+                                str(args.data_root.resolve()).encode()).hexdigest()
         if not args.force and stamp.exists() and stamp.read_text() == digest:
             print(f"reference {sub}: up to date")
             continue
