@@ -32,8 +32,7 @@ std::string format_of(const DatasetSpec& spec, const SplitFiles& files) {
   return "";
 }
 
-// Every problem with the spec at once, as one config error.
-void check_spec(const DatasetSpec& spec, const fs::path& root) {
+void check_spec_at(const DatasetSpec& spec, const fs::path& root) {
   std::vector<std::string> problems;
   const bool regression = spec.task == "regression";
   if (spec.splits.empty()) problems.push_back("splits: none given");
@@ -114,6 +113,8 @@ std::vector<Raw> read_raw(const DatasetSpec& spec, const SplitFiles& files, cons
 
 }  // namespace
 
+void check_spec(const DatasetSpec& spec) { check_spec_at(spec, resolve_data_root(spec.data_root)); }
+
 fs::path resolve_data_root(const std::string& configured) {
   if (!configured.empty()) return configured;
   if (const char* env = std::getenv("OPINE_DATA_ROOT"); env && *env) return env;
@@ -122,7 +123,7 @@ fs::path resolve_data_root(const std::string& configured) {
 
 Dataset load_dataset(const DatasetSpec& spec) {
   const fs::path root = resolve_data_root(spec.data_root);
-  check_spec(spec, root);
+  check_spec_at(spec, root);
   Dataset out;
   out.spec = spec;
   const bool regression = spec.task == "regression";

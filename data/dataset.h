@@ -118,6 +118,9 @@ struct Dataset {
 // The data root as the spec's comment says.
 std::filesystem::path resolve_data_root(const std::string& configured);
 
+// Every problem with the spec (missing files, formats, classes, maps) at once, as one config error.
+void check_spec(const DatasetSpec& spec);
+
 // Reads every split; checks the spec first (all problems at once, as config errors).
 Dataset load_dataset(const DatasetSpec& spec);
 

@@ -5,6 +5,8 @@
 #include <string>
 
 #include "core/config.h"
+#include "data/pipeline.h"
+#include "data/task_template.h"
 
 namespace opine::launch {
 
@@ -59,11 +61,15 @@ struct GenerateOptions {
 struct OpineOptions {
   ModelOptions model;
   GenerateOptions generate;
+  data::DataOptions data;
+  data::TaskTemplate task;
   int seed = 0;
   template <class V>
   void visit(V& v) {
     v("model", model, "the model");
     v("generate", generate, "text generation");
+    v("data", data, "dataset, normalisation, augmentation and the token cache");
+    v("task", task, "how an example becomes a prompt (and its answer)");
     v("seed", seed, "random seed for everything seeded");
   }
 };

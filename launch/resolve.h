@@ -7,6 +7,7 @@
 #include "launch/args.h"
 #include "launch/options.h"
 #include "models/loader.h"
+#include "models/tokenizer.h"
 
 namespace opine::launch {
 
@@ -25,6 +26,10 @@ std::vector<FlagBinding> with_model_setup_bindings(std::vector<FlagBinding> bind
 
 // --config FILE, then key=value overrides, then bound flags (the most specific wins).
 OpineOptions resolve_options(const Args& args, const std::vector<FlagBinding>& bindings);
+
+// The tokenizer the options name: generate.tokenizer alone, or the model's (generate.tokenizer
+// overriding it).
+std::unique_ptr<models::Tokenizer> resolve_tokenizer(const OpineOptions& options);
 
 models::LoadOptions load_options(const ModelOptions& model, int seed);
 // Loads the model the options describe, quantized and with its adapter as they say.
