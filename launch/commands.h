@@ -20,5 +20,7 @@ int run_score(const std::vector<std::string>& args);
 int run_config(const std::vector<std::string>& args);
 int run_generate(const std::vector<std::string>& args);
 int run_tokenize(const std::vector<std::string>& args);
+int run_merge(const std::vector<std::string>& args);
+int run_data(const std::vector<std::string>& args);
 
 }  // namespace opine::launch

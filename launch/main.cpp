@@ -15,6 +15,8 @@ const std::vector<Command>& commands() {
       {"generate", "continue a prompt with a model, or answer it as a chat", run_generate},
       {"tokenize", "text to token ids", run_tokenize},
       {"config", "print the resolved configuration (file + overrides)", run_config},
+      {"merge", "merge a LoRA adapter into a model and write a Hugging Face folder", run_merge},
+      {"data", "build or inspect the token cache of a dataset", run_data},
   };
   return list;
 }
