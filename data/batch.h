@@ -16,8 +16,7 @@
 // What a model must do with them: rotary positions from position_ids (not from the mask), and
 // a block-diagonal causal mask, token i attending token j only when j <= i and
 // segment_ids[i] == segment_ids[j] != 0. The first token of every document has label -100, so
-// no loss asks a document to predict the next one. (models/llama.h's forward does not take them
-// yet; until it does, packed rows must not be fed to it.)
+// no loss asks a document to predict the next one. models::LlamaModel::forward_packed takes them.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -94,8 +94,10 @@ std::string data_content_hash(const DatasetSpec& spec, const DataOptions& o, con
   return h.hex();
 }
 
-TokenCache build_token_cache(const DatasetSpec& spec, const DataOptions& o, const Encoder& enc) {
+TokenCache build_token_cache(const DatasetSpec& spec, const DataOptions& o, const Encoder& encoder) {
   Dataset dataset = load_dataset(spec);
+  Encoder enc = encoder;
+  if (enc.task.labels.empty()) enc.task.labels = dataset.classes;  // the label words default to the class names
   log::info(describe(dataset));
   TokenCache cache;
   cache.classes = dataset.classes;

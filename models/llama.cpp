@@ -228,9 +228,6 @@ LlamaOutput LlamaModel::forward_embeds(const at::Tensor& input_embeds, const at:
   const auto idx = at::TensorOptions().dtype(at::kLong).device(device_);
   at::Tensor start = cache ? cache->next_position.view({batch, 1}) : at::zeros({batch, 1}, idx);
   at::Tensor positions = (start + valid.to(at::kLong).cumsum(1) - 1).clamp_min(0);
-  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [b, s, hd/2]
-  at::Tensor angles = at::cat({freqs, freqs}, -1).unsqueeze(1);         // [b, 1, s, hd]
-  at::Tensor cos = angles.cos().to(dtype_), sin = angles.sin().to(dtype_);
 
   // Which keys each query may see: earlier-or-same real tokens, within the sliding window.
   at::Tensor key_valid = valid;
@@ -246,17 +243,43 @@ LlamaOutput LlamaModel::forward_embeds(const at::Tensor& input_embeds, const at:
   // A padding query sees at least itself, so no row is empty (an empty softmax row is NaN).
   mask = mask.logical_or(k_pos.eq(q_pos).unsqueeze(0)).unsqueeze(1);  // [b, 1, s, past+s]
 
-  at::Tensor x = input_embeds.to(device_, dtype_);
+  at::Tensor x = decode(input_embeds.to(device_, dtype_), positions, mask, cache, past);
+  if (cache) {
+    cache->length += seq;
+    cache->next_position = cache->next_position + valid.to(at::kLong).sum(1);
+  }
+  return {x};
+}
+
+LlamaOutput LlamaModel::forward_packed(const at::Tensor& input_ids, const at::Tensor& position_ids,
+                                       const at::Tensor& segment_ids) const {
+  at::Tensor x = embed(input_ids);
+  const int64_t seq = x.size(1);
+  OPINE_CHECK(position_ids.sizes() == input_ids.sizes() && segment_ids.sizes() == input_ids.sizes(),
+              "position_ids ", position_ids.sizes(), " and segment_ids ", segment_ids.sizes(),
+              " must match input_ids ", input_ids.sizes());
+  const auto idx = at::TensorOptions().dtype(at::kLong).device(device_);
+  at::Tensor segment = segment_ids.to(device_, at::kLong);
+  at::Tensor pos = at::arange(seq, idx);
+  at::Tensor allowed = pos.view({1, seq}).le(pos.view({seq, 1}));  // causal [s, s]
+  if (config_.sliding_window) allowed = allowed.logical_and(pos.view({1, seq}).gt(pos.view({seq, 1}) - *config_.sliding_window));
+  at::Tensor same = segment.unsqueeze(2).eq(segment.unsqueeze(1)).logical_and(segment.ne(0).unsqueeze(1));
+  at::Tensor mask = allowed.unsqueeze(0).logical_and(same);
+  mask = mask.logical_or(pos.view({seq, 1}).eq(pos.view({1, seq})).unsqueeze(0)).unsqueeze(1);
+  return {decode(x, position_ids.to(device_, at::kLong), mask, nullptr, 0)};
+}
+
+at::Tensor LlamaModel::decode(at::Tensor x, const at::Tensor& positions, const at::Tensor& mask, KvCache* cache,
+                              int64_t past) const {
+  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [b, s, hd/2]
+  at::Tensor angles = at::cat({freqs, freqs}, -1).unsqueeze(1);         // [b, 1, s, hd]
+  at::Tensor cos = angles.cos().to(dtype_), sin = angles.sin().to(dtype_);
   for (size_t i = 0; i < layers.size(); ++i) {
     const LlamaLayer& l = layers[i];
     x = x + attention(l, rms_norm(x, l.input_norm), cos, sin, mask, cache, static_cast<int>(i), past);
     x = x + mlp(l, rms_norm(x, l.post_attention_norm));
   }
-  if (cache) {
-    cache->length += seq;
-    cache->next_position = cache->next_position + valid.to(at::kLong).sum(1);
-  }
-  return {rms_norm(x, final_norm)};
+  return rms_norm(x, final_norm);
 }
 
 at::Tensor LlamaModel::lm_logits(const at::Tensor& hidden) const {

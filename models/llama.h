@@ -69,6 +69,11 @@ class LlamaModel {
   at::Tensor embed(const at::Tensor& input_ids) const;
   LlamaOutput forward_embeds(const at::Tensor& input_embeds, const at::Tensor& attention_mask = {},
                              KvCache* cache = nullptr) const;
+  // Packed rows (data/batch.h pack()): several documents per row. `segment_ids` [batch, seq]
+  // numbers each row's documents 1, 2, ... (0 = padding); a token attends only to earlier tokens
+  // of its own document. `position_ids` restart at 0 for each document. No cache.
+  LlamaOutput forward_packed(const at::Tensor& input_ids, const at::Tensor& position_ids,
+                             const at::Tensor& segment_ids) const;
 
   KvCache make_cache(int64_t batch, int64_t capacity) const;
 
@@ -96,6 +101,10 @@ class LlamaModel {
                        int64_t past) const;
   at::Tensor mlp(const LlamaLayer& layer, const at::Tensor& x) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+  // The decoder layers over embeddings x with rotary positions [batch, seq] and a boolean
+  // attention mask [batch, 1, seq, keys].
+  at::Tensor decode(at::Tensor x, const at::Tensor& positions, const at::Tensor& mask, KvCache* cache,
+                    int64_t past) const;
 
   LlamaConfig config_;
   at::ScalarType dtype_ = at::kFloat;
