@@ -1,4 +1,5 @@
-// `opine inspect MODEL`: what a checkpoint holds and what it will cost, without loading it.
+// `opine inspect MODEL`: what a checkpoint holds and what it will cost, without loading it; with
+// --quant it loads the model quantized and reports the bytes it really keeps resident.
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -6,16 +7,20 @@
 #include "core/error.h"
 #include "launch/args.h"
 #include "launch/commands.h"
+#include "launch/resolve.h"
 #include "models/loader.h"
+#include "quant/quant_linear.h"
 
 namespace opine::launch {
 
 namespace {
 
-const std::vector<FlagSpec> kFlags = {
+const std::vector<FlagSpec> kFlags = with_model_setup_flags({
     {"json", "", "print JSON instead of text"},
+    {"dtype", "f32|bf16|f16", "dtype to load in with --quant (model.dtype): heads, embeddings, compute"},
+    {"config", "FILE", "YAML configuration"},
     {"help", "", "show this help"},
-};
+});
 
 std::string human_bytes(double bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -29,20 +34,52 @@ std::string human_bytes(double bytes) {
   return out.str();
 }
 
+// Loads the model as the options say (quantized) and measures what it holds.
+nlohmann::json measure_loaded(models::ModelFile& file, const OpineOptions& options) {
+  models::LlamaModel model = build_model(file, options);
+  int64_t q_layers = 0, q_params = 0, q_bytes = 0, dense_layers = 0;
+  std::string describe;
+  for (const LinearSlotRef& slot : model.linear_table()) {
+    const auto* q = dynamic_cast<const quant::QuantLinear*>(slot.linear->op.get());
+    if (!q) {
+      ++dense_layers;
+      continue;
+    }
+    ++q_layers;
+    q_params += q->weight().numel();
+    q_bytes += q->weight().bytes();
+    describe = q->describe();
+  }
+  nlohmann::json j;
+  j["quant"] = options.model.quant;
+  j["describe"] = describe;
+  j["dtype"] = options.model.dtype;
+  j["resident_bytes"] = model.resident_bytes();
+  j["linear_4bit"]["layers"] = q_layers;
+  j["linear_4bit"]["params"] = q_params;
+  j["linear_4bit"]["bytes"] = q_bytes;  // packed codes and every scale
+  j["linear_4bit"]["bytes_per_param"] = q_params ? double(q_bytes) / double(q_params) : 0.0;
+  j["linear_dense_layers"] = dense_layers;
+  return j;
+}
+
 }  // namespace
 
 int run_inspect(const std::vector<std::string>& argv) {
   Args args(kFlags, argv);
   if (args.has("help")) {
-    std::cout << "usage: opine inspect MODEL [--json]\n\n"
+    std::cout << "usage: opine inspect MODEL [--json] [--quant nf4|fp4 [--no-double-quant] [--dtype bf16]]\n\n"
                  "MODEL is a Hugging Face folder (config.json + safetensors), a GGUF file or a\n"
                  "llama2.c checkpoint. Prints the architecture, sizes, stored tensor types and the\n"
-                 "memory the weights and the KV cache take.\n\n"
+                 "memory the weights and the KV cache take. With --quant it loads the model in 4 bits\n"
+                 "and reports the bytes it keeps resident, and those of the 4-bit linear weights.\n\n"
               << format_flags(kFlags);
     return 0;
   }
   OPINE_CHECK(args.positionals().size() == 1, "opine inspect takes one MODEL (see --help)");
-  models::ModelFile file = models::open_model_file(args.positionals()[0]);
+  OpineOptions options = resolve_options(args, with_model_setup_bindings({{"dtype", "model.dtype"}}));
+  options.model.path = args.positionals()[0];
+  models::ModelFile file = models::open_model_file(options.model.path);
   const models::LlamaConfig& c = file.config;
 
   int64_t stored_params = 0;
@@ -86,6 +123,8 @@ int run_inspect(const std::vector<std::string>& argv) {
         kv_per_token * 1024 * (std::string(dtype) == "f32" ? 4 : 2);
   }
 
+  if (options.model.quant != "none") j["loaded"] = measure_loaded(file, options);
+
   if (args.has("json")) {
     std::cout << j.dump(2) << "\n";
     return 0;
@@ -111,6 +150,16 @@ int run_inspect(const std::vector<std::string>& argv) {
   std::cout << "memory       weights " << human_bytes(params * 4.0) << " in f32, " << human_bytes(params * 2.0)
             << " in bf16/f16; KV cache " << human_bytes(kv_per_token * 1024 * 2.0)
             << " per 1k tokens per sequence in bf16\n";
+  if (j.contains("loaded")) {
+    const nlohmann::json& l = j["loaded"];
+    const nlohmann::json& q = l["linear_4bit"];
+    std::cout << "loaded       " << human_bytes(l["resident_bytes"].get<double>()) << " resident ("
+              << l["resident_bytes"].get<int64_t>() << " bytes) with " << l["describe"].get<std::string>()
+              << " linear weights, the rest in " << l["dtype"].get<std::string>() << "\n"
+              << "4-bit linear " << q["layers"].get<int64_t>() << " layers, " << q["params"].get<int64_t>()
+              << " parameters in " << human_bytes(q["bytes"].get<double>()) << " (" << std::fixed
+              << std::setprecision(4) << q["bytes_per_param"].get<double>() << " bytes/parameter, all scales included)\n";
+  }
   return 0;
 }
 

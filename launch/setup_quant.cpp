@@ -1,0 +1,29 @@
+#include "core/error.h"
+#include "core/log.h"
+#include "launch/model_setup.h"
+#include "models/loader.h"
+#include "quant/quantize_model.h"
+
+namespace opine::launch {
+
+namespace {
+quant::QuantConfig quant_config(const ModelOptions& options) {
+  quant::QuantConfig config;
+  config.type = quant::parse_quant_type(options.quant);
+  config.double_quant = options.double_quant;
+  config.block_size = options.quant_block_size;
+  config.storage = options.quant_storage == "bf16" ? at::kBFloat16 : at::kByte;
+  return config;
+}
+}  // namespace
+
+void apply_quantization(models::LlamaModel& model, const ModelOptions& options) {
+  const quant::QuantConfig config = quant_config(options);
+  // The matmul runs in the model's dtype (bnb_4bit_compute_dtype); heads, embeddings and norms
+  // stay in it too, as QLoRA keeps them.
+  const quant::QuantSummary summary =
+      quant::quantize_linears(model.linear_table(), config, models::parse_dtype(options.dtype));
+  log::info("quantized to ", config.describe(), ": ", summary.describe());
+}
+
+}  // namespace opine::launch
