@@ -73,7 +73,7 @@ int run_generate(const std::vector<std::string>& argv) {
   }
   OPINE_CHECK(!prompt.empty(), "the prompt encodes to no tokens and the tokenizer adds no BOS");
 
-  models::LlamaModel model = build_model(file, o);
+  models::LlamaModel model = build_model(file, o, &g.prefix_embeds);
   models::StreamDecoder stream(*tokenizer, {prompt.back()});
   models::generate(model, prompt, g, [&](int64_t token) {
     const bool stop = std::find(g.stop_tokens.begin(), g.stop_tokens.end(), token) != g.stop_tokens.end();

@@ -63,8 +63,10 @@ int run_score(const std::vector<std::string>& argv) {
       args.has("ids") ? parse_ids(*args.get("ids"))
                       : models::load_model_tokenizer(file, options.generate.tokenizer)->encode(*args.get("text"));
   OPINE_CHECK(ids.size() >= 2, "need at least two tokens (the first is only context)");
-  models::LlamaModel model = build_model(file, options);
-  const at::Tensor lp = models::token_logprobs(model, at::tensor(ids, at::kLong).unsqueeze(0)).to(at::kCPU);
+  at::Tensor soft_prompt;
+  models::LlamaModel model = build_model(file, options, &soft_prompt);
+  const at::Tensor lp =
+      models::token_logprobs(model, at::tensor(ids, at::kLong).unsqueeze(0), {}, soft_prompt).to(at::kCPU);
   nlohmann::json out;
   out["tokens"] = std::vector<int64_t>(ids.begin() + 1, ids.end());
   std::vector<double> values(lp.size(1));

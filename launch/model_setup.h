@@ -9,7 +9,8 @@ namespace opine::launch {
 
 // Replaces the decoder's linear layers by 4-bit ones as `options.quant` says.
 void apply_quantization(models::LlamaModel& model, const ModelOptions& options);
-// Loads the PEFT adapter folder `options.adapter` onto the model.
-void apply_adapter(models::LlamaModel& model, const ModelOptions& options);
+// Loads the PEFT adapter folder `options.adapter` onto the model. LoRA changes the model; a
+// prompt-tuning adapter changes the input: its soft prompt [n, hidden] is returned (else undefined).
+at::Tensor apply_adapter(models::LlamaModel& model, const ModelOptions& options);
 
 }  // namespace opine::launch

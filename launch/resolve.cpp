@@ -53,10 +53,15 @@ std::vector<FlagBinding> with_model_setup_bindings(std::vector<FlagBinding> bind
   return bindings;
 }
 
-models::LlamaModel build_model(models::ModelFile& file, const OpineOptions& options) {
+models::LlamaModel build_model(models::ModelFile& file, const OpineOptions& options, at::Tensor* soft_prompt) {
   models::LlamaModel model = models::load_model(file, load_options(options.model, options.seed));
   if (options.model.quant != "none") apply_quantization(model, options.model);
-  if (!options.model.adapter.empty()) apply_adapter(model, options.model);
+  if (!options.model.adapter.empty()) {
+    at::Tensor prompt = apply_adapter(model, options.model);
+    OPINE_CHECK(!prompt.defined() || soft_prompt, "model.adapter=", options.model.adapter,
+                ": a prompt-tuning adapter changes the input, which this command does not take");
+    if (soft_prompt) *soft_prompt = prompt;
+  }
   return model;
 }
 

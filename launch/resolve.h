@@ -32,8 +32,9 @@ OpineOptions resolve_options(const Args& args, const std::vector<FlagBinding>& b
 std::unique_ptr<models::Tokenizer> resolve_tokenizer(const OpineOptions& options);
 
 models::LoadOptions load_options(const ModelOptions& model, int seed);
-// Loads the model the options describe, quantized and with its adapter as they say.
-models::LlamaModel build_model(models::ModelFile& file, const OpineOptions& options);
+// Loads the model the options describe, quantized and with its adapter as they say. A
+// prompt-tuning adapter's soft prompt goes to `soft_prompt`; without one such an adapter is an error.
+models::LlamaModel build_model(models::ModelFile& file, const OpineOptions& options, at::Tensor* soft_prompt = nullptr);
 at::Device parse_device(const std::string& name);
 
 }  // namespace opine::launch

@@ -32,7 +32,8 @@ std::vector<int64_t> generate(const LlamaModel& model, const std::vector<int64_t
   OPINE_CHECK(!prompt.empty(), "generation needs at least one prompt token");
   OPINE_CHECK(o.max_new_tokens >= 0, "max_new_tokens must not be negative");
   OPINE_CHECK(o.top_p > 0.0 && o.top_p <= 1.0, "top_p must be in (0, 1], got ", o.top_p);
-  const int64_t capacity = int64_t(prompt.size()) + o.max_new_tokens;
+  const int64_t prefix = o.prefix_embeds.defined() ? o.prefix_embeds.size(0) : 0;
+  const int64_t capacity = prefix + int64_t(prompt.size()) + o.max_new_tokens;
   OPINE_CHECK(capacity <= model.config().max_position_embeddings, "prompt (", prompt.size(), ") plus ",
               o.max_new_tokens, " new tokens exceed the model's context of ",
               model.config().max_position_embeddings);
@@ -41,7 +42,10 @@ std::vector<int64_t> generate(const LlamaModel& model, const std::vector<int64_t
   at::Tensor ids = at::tensor(prompt, at::kLong).unsqueeze(0);
   std::vector<int64_t> out;
   while (int64_t(out.size()) < o.max_new_tokens) {
-    at::Tensor hidden = model.forward(ids, {}, &cache).hidden;
+    // The first step reads the soft prompt (if any) and the whole prompt; later ones one token.
+    at::Tensor hidden = prefix && out.empty()
+                            ? model.forward_embeds(with_prefix(model, o.prefix_embeds, ids), {}, &cache).hidden
+                            : model.forward(ids, {}, &cache).hidden;
     at::Tensor logits = model.lm_logits(hidden.narrow(1, hidden.size(1) - 1, 1)).reshape({-1}).to(at::kCPU);
     const int64_t next = sample_token(logits, o, generator);
     out.push_back(next);

@@ -18,6 +18,7 @@ struct GenerateOptions {
   double top_p = 1.0;
   uint64_t seed = 0;
   std::vector<int64_t> stop_tokens;  // generation ends after emitting one of these
+  at::Tensor prefix_embeds;  // [n, hidden] placed before the prompt (a prompt-tuning soft prompt)
 };
 
 // Returns the new tokens. `on_token` (optional) sees each as it is chosen, for streaming; it

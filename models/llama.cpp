@@ -317,10 +317,29 @@ KvCache LlamaModel::make_cache(int64_t batch, int64_t capacity) const {
   return cache;
 }
 
+at::Tensor with_prefix(const LlamaModel& model, const at::Tensor& prefix_embeds, const at::Tensor& input_ids) {
+  at::Tensor embeds = model.embed(input_ids);
+  OPINE_CHECK(prefix_embeds.dim() == 2 && prefix_embeds.size(1) == embeds.size(2), "prefix embeddings ",
+              prefix_embeds.sizes(), " do not fit the model's width ", embeds.size(2));
+  at::Tensor prefix = prefix_embeds.to(embeds.device(), embeds.scalar_type()).unsqueeze(0);
+  return at::cat({prefix.expand({embeds.size(0), prefix.size(1), prefix.size(2)}), embeds}, 1);
+}
+
 at::Tensor token_logprobs(const LlamaModel& model, const at::Tensor& input_ids,
-                          const at::Tensor& attention_mask) {
-  at::Tensor logits = model.lm_logits(model.forward(input_ids, attention_mask).hidden);
+                          const at::Tensor& attention_mask, const at::Tensor& prefix_embeds) {
   const int64_t seq = input_ids.size(1);
+  at::Tensor hidden;
+  if (prefix_embeds.defined()) {
+    const int64_t n = prefix_embeds.size(0);
+    at::Tensor embeds = with_prefix(model, prefix_embeds, input_ids);
+    at::Tensor mask = attention_mask.defined()
+                          ? at::cat({at::ones({input_ids.size(0), n}, attention_mask.options()), attention_mask}, 1)
+                          : at::Tensor();
+    hidden = model.forward_embeds(embeds, mask).hidden.narrow(1, n, seq);
+  } else {
+    hidden = model.forward(input_ids, attention_mask).hidden;
+  }
+  at::Tensor logits = model.lm_logits(hidden);
   at::Tensor logp = at::log_softmax(logits.narrow(1, 0, seq - 1).to(at::kFloat), -1);
   at::Tensor next = input_ids.narrow(1, 1, seq - 1).to(logp.device(), at::kLong).unsqueeze(-1);
   return logp.gather(-1, next).squeeze(-1);

@@ -116,7 +116,12 @@ class LlamaModel {
 at::Tensor rope_inverse_frequencies(const LlamaConfig& config);
 
 // Log-probability of each token given its prefix: [batch, seq-1] for ids[:, 1:], in float32.
+// The token embeddings of `input_ids` [batch, seq] with `prefix_embeds` [n, hidden] in front of
+// every row: [batch, n + seq, hidden].
+at::Tensor with_prefix(const LlamaModel& model, const at::Tensor& prefix_embeds, const at::Tensor& input_ids);
+
+// With `prefix_embeds` [n, hidden] (a soft prompt) in front; the prefix gets no log-probs.
 at::Tensor token_logprobs(const LlamaModel& model, const at::Tensor& input_ids,
-                          const at::Tensor& attention_mask = {});
+                          const at::Tensor& attention_mask = {}, const at::Tensor& prefix_embeds = {});
 
 }  // namespace opine::models
