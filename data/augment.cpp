@@ -7,12 +7,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <random>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/random.h"
 #include "data/wordnet.h"
 
 namespace opine::data {
@@ -35,43 +35,10 @@ const std::vector<std::string>& eda_stop_words() {
 
 namespace {
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 // Independent streams: the plan (which rows get copies) and one per row.
 constexpr uint64_t kPlanStream = 0x706C616E;  // "plan"
 constexpr uint64_t kRowStream = 0x726F77;     // "row"
-uint64_t derive_seed(uint64_t seed, uint64_t stream, uint64_t index) {
-  return splitmix64(splitmix64(splitmix64(seed) ^ stream) + index);
-}
-
-// mt19937_64 is specified bit for bit by the standard; the std:: distributions are not, so the
-// draws from it are written here.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : gen_(seed) {}
-  // Uniform in [0, n), n > 0, by rejection (no modulo bias).
-  uint64_t below(uint64_t n) {
-    OPINE_ASSERT(n > 0, "uniform draw from an empty range");
-    const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t x;
-    do x = gen_();
-    while (x >= limit);
-    return x % n;
-  }
-  double unit() { return static_cast<double>(gen_() >> 11) * 0x1.0p-53; }  // [0, 1)
-  template <class T>
-  void shuffle(std::vector<T>& v) {  // Fisher-Yates
-    for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[below(i)]);
-  }
-
- private:
-  std::mt19937_64 gen_;
-};
+using Rng = Xoshiro256;
 
 struct Token {
   std::string text;

@@ -217,8 +217,8 @@ std::pair<Examples, Examples> carve_split(const Examples& examples, double fract
   for (size_t i = 0; i < examples.size(); ++i) groups[stratified ? examples[i].label : 0].push_back(i);
   std::vector<bool> carved(examples.size(), false);
   for (auto& [label, indices] : groups) {
-    SplitMix64 rng(derive_seed(seed, uint64_t(int64_t(label) + 1)));
-    shuffle(indices, rng);
+    Xoshiro256 rng(derive_seed(seed, uint64_t(int64_t(label) + 1)));
+    rng.shuffle(indices);
     const size_t n = size_t(double(indices.size()) * fraction + 0.5);
     for (size_t k = 0; k < n; ++k) carved[indices[k]] = true;
   }

@@ -10,50 +10,8 @@
 namespace opine::data {
 
 namespace {
-
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-// One stream per (seed, epoch): neighbouring epochs and seeds give unrelated orders.
-uint64_t epoch_seed(uint64_t seed, int64_t epoch) {
-  uint64_t e = static_cast<uint64_t>(epoch);
-  return seed ^ splitmix64(e);
-}
-
+constexpr uint64_t kEpochStream = 0x65706F6368;  // "epoch"
 }  // namespace
-
-Xoshiro256::Xoshiro256(uint64_t seed) {
-  uint64_t sm = seed;
-  for (uint64_t& s : s_) s = splitmix64(sm);
-}
-
-uint64_t Xoshiro256::next() {
-  const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-  const uint64_t t = s_[1] << 17;
-  s_[2] ^= s_[0];
-  s_[3] ^= s_[1];
-  s_[1] ^= s_[2];
-  s_[0] ^= s_[3];
-  s_[2] ^= t;
-  s_[3] = rotl(s_[3], 45);
-  return result;
-}
-
-uint64_t Xoshiro256::below(uint64_t n) {
-  OPINE_ASSERT(n > 0);
-  // Reject the lowest 2^64 mod n values so that every residue is equally likely.
-  const uint64_t threshold = (0 - n) % n;
-  for (;;) {
-    const uint64_t r = next();
-    if (r >= threshold) return r % n;
-  }
-}
 
 void to_json(nlohmann::json& j, const SamplerState& s) {
   j = nlohmann::json{{"epoch", s.epoch},           {"position", s.position},
@@ -87,7 +45,7 @@ std::vector<int64_t> DistributedSampler::global_order(int64_t num_examples,
   const int64_t g = options.batch_size * w;  // one global batch
   std::vector<int64_t> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), int64_t{0});
-  Xoshiro256 rng(epoch_seed(options.seed, epoch));
+  Xoshiro256 rng(derive_seed(options.seed, kEpochStream, uint64_t(epoch)));  // one stream per (seed, epoch)
   if (options.shuffle) rng.shuffle(order);
   if (n == 0) return order;
 

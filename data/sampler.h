@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/random.h"
 
 namespace opine::data {
 
@@ -109,21 +110,6 @@ class DistributedSampler {
   std::vector<int64_t> batch_starts_;  // offsets into shard_, one past the end last
 };
 
-// The generator behind every random choice in data/: xoshiro256** seeded through SplitMix64.
-// Its stream is fixed by this code alone, unlike std::uniform_int_distribution's.
-class Xoshiro256 {
- public:
-  explicit Xoshiro256(uint64_t seed);
-  uint64_t next();
-  // Uniform in [0, n), without modulo bias; n > 0.
-  uint64_t below(uint64_t n);
-  template <class T>
-  void shuffle(std::vector<T>& v) {
-    for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[below(i)]);
-  }
-
- private:
-  uint64_t s_[4];
-};
+using opine::Xoshiro256;  // the generator of every random choice in data/ (core/random.h)
 
 }  // namespace opine::data
