@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "models/llama.h"
 #include "models/safetensors.h"
 #include "test_util.h"
 
@@ -36,6 +37,29 @@ inline std::filesystem::path temp_dir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
+}
+
+// A two-layer model small enough for finite differences, weights N(0, 0.2^2) from a fixed seed.
+inline models::LlamaConfig tiny_config(int64_t hidden = 16, models::HeadKind head = models::HeadKind::kCausalLm) {
+  models::LlamaConfig c;
+  c.vocab_size = 32;
+  c.hidden_size = hidden;
+  c.intermediate_size = 24;
+  c.num_layers = 2;
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  c.head_dim = hidden / 2;
+  c.head = head;
+  c.num_labels = head == models::HeadKind::kCausalLm ? 0 : 3;
+  return c;
+}
+
+inline models::LlamaModel tiny_model(int64_t hidden = 16, models::HeadKind head = models::HeadKind::kCausalLm) {
+  models::LlamaModel m(tiny_config(hidden, head), at::kFloat);
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(9);
+  at::NoGradGuard no_grad;
+  for (const models::WeightSlotRef& w : m.weight_table()) w.tensor->copy_(at::randn(w.shape, g) * 0.2);
+  return m;
 }
 
 }  // namespace opine::peft::test

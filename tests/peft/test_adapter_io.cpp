@@ -19,24 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using test::rel_error;
-
-models::LlamaModel tiny_model(int64_t hidden = 16, models::HeadKind head = models::HeadKind::kCausalLm) {
-  models::LlamaConfig c;
-  c.vocab_size = 32;
-  c.hidden_size = hidden;
-  c.intermediate_size = 24;
-  c.num_layers = 2;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = hidden / 2;
-  c.head = head;
-  c.num_labels = head == models::HeadKind::kCausalLm ? 0 : 3;
-  models::LlamaModel m(c, at::kFloat);
-  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(9);
-  at::NoGradGuard no_grad;
-  for (const models::WeightSlotRef& w : m.weight_table()) w.tensor->copy_(at::randn(w.shape, g) * 0.2);
-  return m;
-}
+using test::tiny_config;
+using test::tiny_model;
 
 LoraConfig dora_config() {
   LoraConfig c;

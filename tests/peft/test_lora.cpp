@@ -20,6 +20,8 @@ namespace opine::peft {
 namespace {
 
 using test::rel_error;
+using test::tiny_config;
+using test::tiny_model;
 
 at::Generator gen(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
@@ -162,28 +164,6 @@ TEST(LoraLinear, WorksOverFourBitBase) {
   EXPECT_LT(rel_error(l.forward(x), y), 0.1);
 }
 #endif
-
-models::LlamaConfig tiny_config(int64_t hidden = 16, models::HeadKind head = models::HeadKind::kCausalLm) {
-  models::LlamaConfig c;
-  c.vocab_size = 32;
-  c.hidden_size = hidden;
-  c.intermediate_size = 24;
-  c.num_layers = 2;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.head_dim = hidden / 2;
-  c.head = head;
-  c.num_labels = head == models::HeadKind::kCausalLm ? 0 : 3;
-  return c;
-}
-
-models::LlamaModel tiny_model(int64_t hidden = 16, models::HeadKind head = models::HeadKind::kCausalLm) {
-  models::LlamaModel m(tiny_config(hidden, head), at::kFloat);
-  at::Generator g = gen(9);
-  at::NoGradGuard no_grad;
-  for (const models::WeightSlotRef& w : m.weight_table()) w.tensor->copy_(at::randn(w.shape, g) * 0.2);
-  return m;
-}
 
 LoraConfig lora_config(std::vector<std::string> targets) {
   LoraConfig c;
