@@ -182,11 +182,16 @@ CacheRead read_cache(const fs::path& path, const std::string& expected_hash) {
     // Our writes are atomic, so other bytes here are not a cache we wrote: never overwrite them.
     OPINE_CHECK_FORMAT(false, what, " is not an HDF5 file, so not an opine cache; move it away or choose another cache path");
   }
-  try {
+  // Reads into `out`; a file that opens but is not ours sets `foreign` (refused below, never
+  // rebuilt over); one that fails to read is corrupt.
+  bool foreign = false;
+  auto read = [&] {
     Handle file(OPINE_H5(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), what), H5Fclose);
     Handle root(OPINE_H5(H5Gopen2(file, "/", H5P_DEFAULT), what), H5Gclose);
-    OPINE_CHECK_FORMAT(H5Aexists(root, "opine_cache_schema") > 0, what,
-                       " is an HDF5 file but not an opine cache (no opine_cache_schema attribute); move it away");
+    if (H5Aexists(root, "opine_cache_schema") <= 0) {
+      foreign = true;
+      return;
+    }
     int schema = 0;
     {
       Handle attr(OPINE_H5(H5Aopen(root, "opine_cache_schema", H5P_DEFAULT), what), H5Aclose);
@@ -195,14 +200,14 @@ CacheRead read_cache(const fs::path& path, const std::string& expected_hash) {
     if (schema != kCacheSchema) {
       out.status = CacheStatus::kStale;
       out.why = "schema " + std::to_string(schema) + ", this opine writes " + std::to_string(kCacheSchema);
-      return out;
+      return;
     }
     out.cache.content_hash = read_string_attribute(root, "content_hash", what);
     if (!expected_hash.empty() && out.cache.content_hash != expected_hash) {
       out.status = CacheStatus::kStale;
       out.why = "built from other inputs (hash " + out.cache.content_hash.substr(0, 12) + ", wanted " +
                 expected_hash.substr(0, 12) + ")";
-      return out;
+      return;
     }
     out.cache.classes = nlohmann::json::parse(read_string_attribute(root, "classes", what)).get<std::vector<std::string>>();
     out.cache.description = read_string_attribute(root, "description", what);
@@ -225,36 +230,40 @@ CacheRead read_cache(const fs::path& path, const std::string& expected_hash) {
       check_split(s, where);
       out.cache.splits[name] = std::move(s);
     }
+    out.status = CacheStatus::kValid;
+  };
+  try {
+    read();
   } catch (const Error& e) {
-    if (std::string(e.what()).find("not an opine cache") != std::string::npos) throw;
     out.status = CacheStatus::kCorrupt;
     out.why = e.what();
     out.cache = {};
-    return out;
   }
-  out.status = CacheStatus::kValid;
+  OPINE_CHECK_FORMAT(!foreign, what,
+                     " is an HDF5 file but not an opine cache (no opine_cache_schema attribute); move it away");
   return out;
 }
 
 TokenCache load_or_build_cache(const fs::path& path, const std::string& content_hash, bool rebuild,
                                const std::function<TokenCache()>& build, const CacheCoordination& c) {
-  auto barrier = [&] {
-    if (c.barrier) c.barrier();
-  };
+  std::optional<TokenCache> mine;  // rank 0 keeps what it read or built; only the others read after the barrier
   if (c.rank == 0) {
     CacheRead found = rebuild ? CacheRead{} : read_cache(path, content_hash);
-    if (found.status != CacheStatus::kValid) {
+    if (found.status == CacheStatus::kValid) {
+      mine = std::move(found.cache);
+    } else {
       if (rebuild) log::info("cache ", path.string(), ": rebuilding (asked to)");
       else if (found.status == CacheStatus::kMissing) log::info("cache ", path.string(), ": building");
       else log::warn("cache ", path.string(), ": rebuilding, ", found.why);
-      TokenCache cache = build();
-      cache.content_hash = content_hash;
-      write_cache(path, cache);
+      mine = build();
+      mine->content_hash = content_hash;
+      write_cache(path, *mine);
     }
   }
-  barrier();
+  if (c.barrier) c.barrier();
+  if (mine) return std::move(*mine);
   CacheRead ready = read_cache(path, content_hash);
-  OPINE_CHECK_FORMAT(ready.status == CacheStatus::kValid, "cache ", path.string(), " is not usable after building it: ",
+  OPINE_CHECK_FORMAT(ready.status == CacheStatus::kValid, "cache ", path.string(), " is not usable after rank 0 built it: ",
                      ready.why);
   return std::move(ready.cache);
 }
