@@ -152,8 +152,10 @@ void check_parity(const std::string& name) {
     for (int64_t i : e->at("indices")) texts.push_back(ref->texts.at(i));
   }
   ASSERT_EQ(texts.size(), want.size());
-  if (e->at("indices").is_null()) {
-    ASSERT_GT(texts.size(), 90000u);  // all of TweetEval, UMSAB, SST-2
+  // All of TweetEval, UMSAB, SST-2 when the data root is there; without it only the tricky strings
+  // (SmolLM2's GGUF comes from the Python environment, so its reference exists either way).
+  if (e->at("indices").is_null() && fs::exists(test::data_root() / "tweeteval")) {
+    ASSERT_GT(texts.size(), 90000u);
   }
 
   const auto t_load = std::chrono::steady_clock::now();
