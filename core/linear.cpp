@@ -59,3 +59,28 @@ int64_t Linear::resident_bytes() const {
 }
 
 }  // namespace opine
+
+namespace opine {
+
+namespace {
+void add_slot(std::vector<TensorSlot>& slots, std::string name, at::Tensor& t) {
+  if (t.defined()) slots.push_back({std::move(name), &t});
+}
+}  // namespace
+
+std::vector<TensorSlot> DenseLinear::tensor_slots() {
+  std::vector<TensorSlot> slots;
+  add_slot(slots, "weight", weight_);
+  add_slot(slots, "bias", bias_);
+  return slots;
+}
+
+std::vector<TensorSlot> Linear::tensor_slots() {
+  if (op) return op->tensor_slots();
+  std::vector<TensorSlot> slots;
+  add_slot(slots, "weight", weight);
+  add_slot(slots, "bias", bias);
+  return slots;
+}
+
+}  // namespace opine

@@ -15,6 +15,13 @@
 
 namespace opine {
 
+// A tensor an object holds, by name, reachable for reassignment: sharding swaps a layer's weights
+// for views of a gathered buffer and back (core/shard.h). A slot trains when its tensor requires grad.
+struct TensorSlot {
+  std::string name;
+  at::Tensor* tensor;
+};
+
 class LinearOp {
  public:
   virtual ~LinearOp() = default;
@@ -34,6 +41,9 @@ class LinearOp {
   virtual int64_t resident_bytes() const = 0;
   // Tensors this op adds that train, by their name relative to the layer (e.g. "lora_A.weight").
   virtual std::vector<std::pair<std::string, at::Tensor>> trainable() const { return {}; }
+  // Every tensor the op computes with (frozen and trainable), by name relative to the layer, as
+  // reassignable slots; undefined optional tensors are left out. Shapes and dtypes must not change.
+  virtual std::vector<TensorSlot> tensor_slots() = 0;
   // Moves to `device`; dense floating-point parts take `dtype` (4-bit parts keep their storage
   // and compute in it; adapters may keep a wider dtype, as PEFT keeps them in float32).
   virtual void to(at::Device device, at::ScalarType dtype) = 0;
@@ -55,6 +65,7 @@ class DenseLinear final : public LinearOp {
   int64_t resident_bytes() const override;
   void to(at::Device device, at::ScalarType dtype) override;
   std::string describe() const override { return "dense"; }
+  std::vector<TensorSlot> tensor_slots() override;
   const at::Tensor& weight() const { return weight_; }
 
  private:
@@ -77,6 +88,8 @@ struct Linear {
   int64_t in_features() const;
   int64_t out_features() const;
   int64_t resident_bytes() const;
+  // The op's slots, or "weight" and "bias" (names relative to the module).
+  std::vector<TensorSlot> tensor_slots();
 };
 
 // A model's projection by its Hugging Face module name ("model.layers.0.self_attn.q_proj").

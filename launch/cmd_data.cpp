@@ -34,17 +34,7 @@ int build(const std::vector<std::string>& argv) {
   const OpineOptions o = resolve_options(
       args, {{"model", "model.path"}, {"tokenizer", "generate.tokenizer"}, {"rebuild", "data.rebuild", "true"}});
   const std::unique_ptr<models::Tokenizer> tokenizer = resolve_tokenizer(o);
-  data::Encoder encoder;
-  encoder.tokenizer = tokenizer.get();
-  encoder.task = o.task;
-  encoder.task.validate();
-  encoder.format = o.data.format;
-  encoder.max_length = o.data.max_length;
-  if (o.data.chat && !o.model.path.empty()) {
-    const models::ModelFile file = models::open_model_file(o.model.path);
-    encoder.chat = models::load_model_chat_template(file, *tokenizer);
-    if (!encoder.chat) log::info("the model declares no chat template: prompts are plain text");
-  }
+  const data::Encoder encoder = make_encoder(o, *tokenizer);
   const data::PreparedData prepared = data::prepare_data(o.data, encoder);
   std::cout << prepared.path.string() << "\n" << data::describe_cache(prepared.cache);
   return 0;

@@ -22,5 +22,7 @@ int run_generate(const std::vector<std::string>& args);
 int run_tokenize(const std::vector<std::string>& args);
 int run_merge(const std::vector<std::string>& args);
 int run_data(const std::vector<std::string>& args);
+int run_train(const std::vector<std::string>& args);
+int run_eval(const std::vector<std::string>& args);
 
 }  // namespace opine::launch

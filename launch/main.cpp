@@ -17,6 +17,8 @@ const std::vector<Command>& commands() {
       {"config", "print the resolved configuration (file + overrides)", run_config},
       {"merge", "merge a LoRA adapter into a model and write a Hugging Face folder", run_merge},
       {"data", "build or inspect the token cache of a dataset", run_data},
+      {"train", "fine-tune an adapter or head (one process, or under mpirun / srun)", run_train},
+      {"eval", "metrics of a trained adapter on a split", run_eval},
   };
   return list;
 }

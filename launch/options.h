@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "data/pipeline.h"
 #include "data/task_template.h"
+#include "launch/train_options.h"
 
 namespace opine::launch {
 
@@ -63,6 +64,8 @@ struct OpineOptions {
   GenerateOptions generate;
   data::DataOptions data;
   data::TaskTemplate task;
+  PeftOptions peft;
+  TrainOptions train;
   int seed = 0;
   template <class V>
   void visit(V& v) {
@@ -70,6 +73,8 @@ struct OpineOptions {
     v("generate", generate, "text generation");
     v("data", data, "dataset, normalisation, augmentation and the token cache");
     v("task", task, "how an example becomes a prompt (and its answer)");
+    v("peft", peft, "what adapts the model in training");
+    v("train", train, "training: optimizer, schedule, evaluation, sharding, checkpoints");
     v("seed", seed, "random seed for everything seeded");
   }
 };

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "launch/model_setup.h"
+#include "models/model_assets.h"
 
 namespace opine::launch {
 
@@ -76,6 +77,21 @@ models::LoadOptions load_options(const ModelOptions& model, int seed) {
   if (model.head == "causal-lm") o.head = models::HeadKind::kCausalLm;
   o.num_labels = model.num_labels;
   return o;
+}
+
+data::Encoder make_encoder(const OpineOptions& o, const models::Tokenizer& tokenizer) {
+  data::Encoder encoder;
+  encoder.tokenizer = &tokenizer;
+  encoder.task = o.task;
+  encoder.task.validate();
+  encoder.format = o.data.format;
+  encoder.max_length = o.data.max_length;
+  if (o.data.chat && !o.model.path.empty()) {
+    const models::ModelFile file = models::open_model_file(o.model.path);
+    encoder.chat = models::load_model_chat_template(file, tokenizer);
+    if (!encoder.chat) log::info("the model declares no chat template: prompts are plain text");
+  }
+  return encoder;
 }
 
 }  // namespace opine::launch

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "launch/args.h"
+#include "data/pipeline.h"
 #include "launch/options.h"
 #include "models/loader.h"
 #include "models/tokenizer.h"
@@ -32,6 +33,9 @@ OpineOptions resolve_options(const Args& args, const std::vector<FlagBinding>& b
 std::unique_ptr<models::Tokenizer> resolve_tokenizer(const OpineOptions& options);
 
 models::LoadOptions load_options(const ModelOptions& model, int seed);
+// What turns examples into tokens for these options: the task template, the format, the
+// length limit and, with data.chat, the chat template of model.path.
+data::Encoder make_encoder(const OpineOptions& options, const models::Tokenizer& tokenizer);
 // Loads the model the options describe, quantized and with its adapter as they say. A
 // prompt-tuning adapter's soft prompt goes to `soft_prompt`; without one such an adapter is an error.
 models::LlamaModel build_model(models::ModelFile& file, const OpineOptions& options, at::Tensor* soft_prompt = nullptr);

@@ -2,6 +2,8 @@
 #include "core/log.h"
 #include "launch/model_setup.h"
 #include "models/loader.h"
+#include "peft/lora_linear.h"
+#include "quant/quant_linear.h"
 #include "quant/quantize_model.h"
 
 namespace opine::launch {
@@ -24,6 +26,20 @@ void apply_quantization(models::LlamaModel& model, const ModelOptions& options) 
   const quant::QuantSummary summary =
       quant::quantize_linears(model.linear_table(), config, models::parse_dtype(options.dtype));
   log::info("quantized to ", config.describe(), ": ", summary.describe());
+}
+
+void share_quant_offsets(models::LlamaModel& model, dist::Communicator& node) {
+  if (node.size() == 1) return;
+  std::vector<quant::QuantLinear*> layers;
+  for (const LinearSlotRef& s : model.linear_table()) {
+    LinearOp* op = s.linear->op.get();
+    if (auto* lora = dynamic_cast<peft::LoraLinear*>(op)) op = lora->base().get();
+    if (auto* q = dynamic_cast<quant::QuantLinear*>(op)) layers.push_back(q);
+  }
+  at::Tensor offsets = at::empty({static_cast<int64_t>(layers.size())}, at::kFloat);
+  for (size_t i = 0; i < layers.size(); ++i) offsets[i] = layers[i]->offset();
+  node.broadcast(offsets, 0);
+  for (size_t i = 0; i < layers.size(); ++i) layers[i]->set_offset(offsets[i].item<float>());
 }
 
 }  // namespace opine::launch

@@ -41,14 +41,15 @@ at::Tensor rope_inverse_frequencies(const LlamaConfig& c) {
   return inv_freq;
 }
 
-LlamaModel::LlamaModel(LlamaConfig config, at::ScalarType dtype, at::Device device)
+LlamaModel::LlamaModel(LlamaConfig config, at::ScalarType dtype, at::Device device, bool meta_layers)
     : config_(std::move(config)), dtype_(dtype), device_(device) {
   config_.validate("model config");
-  const auto o = at::TensorOptions().dtype(dtype).device(device);
+  const auto root = at::TensorOptions().dtype(dtype).device(device);
+  const auto o = meta_layers ? root.device(at::kMeta) : root;
   const LlamaConfig& c = config_;
   const int64_t h = c.hidden_size, q = c.num_heads * c.head_dim, kv = c.num_kv_heads * c.head_dim,
                 f = c.intermediate_size;
-  embed_tokens = at::empty({c.vocab_size, h}, o);
+  embed_tokens = at::empty({c.vocab_size, h}, root);
   layers.resize(c.num_layers);
   for (LlamaLayer& l : layers) {
     l.input_norm = at::empty({h}, o);
@@ -72,11 +73,11 @@ LlamaModel::LlamaModel(LlamaConfig config, at::ScalarType dtype, at::Device devi
       l.down_proj.bias = at::empty({h}, o);
     }
   }
-  final_norm = at::empty({h}, o);
+  final_norm = at::empty({h}, root);
   if (c.head == HeadKind::kCausalLm) {
-    lm_head = c.tie_word_embeddings ? embed_tokens : at::empty({c.vocab_size, h}, o);
+    lm_head = c.tie_word_embeddings ? embed_tokens : at::empty({c.vocab_size, h}, root);
   } else {
-    score = at::empty({c.num_labels, h}, o);
+    score = at::empty({c.num_labels, h}, root);
   }
   inv_freq_ = rope_inverse_frequencies(c).to(device);
 }
@@ -112,6 +113,32 @@ std::vector<WeightSlotRef> LlamaModel::weight_table() {
   if (c.head == HeadKind::kCausalLm && !c.tie_word_embeddings) add("lm_head.weight", lm_head);
   if (c.head != HeadKind::kCausalLm) add("score.weight", score);
   return t;
+}
+
+std::vector<TensorSlot> LlamaModel::layer_slots(int index) {
+  OPINE_ASSERT(index >= 0 && index < static_cast<int>(layers.size()), "layer ", index);
+  LlamaLayer& l = layers[index];
+  std::vector<TensorSlot> slots;
+  slots.push_back({"input_layernorm.weight", &l.input_norm});
+  const std::pair<const char*, Linear*> projections[] = {
+      {"self_attn.q_proj.", &l.q_proj}, {"self_attn.k_proj.", &l.k_proj}, {"self_attn.v_proj.", &l.v_proj},
+      {"self_attn.o_proj.", &l.o_proj}, {"mlp.gate_proj.", &l.gate_proj}, {"mlp.up_proj.", &l.up_proj},
+      {"mlp.down_proj.", &l.down_proj}};
+  for (const auto& [prefix, linear] : projections) {
+    if (prefix == std::string("mlp.gate_proj.")) slots.push_back({"post_attention_layernorm.weight", &l.post_attention_norm});
+    for (TensorSlot& s : linear->tensor_slots()) slots.push_back({prefix + s.name, s.tensor});
+  }
+  return slots;
+}
+
+std::vector<TensorSlot> LlamaModel::root_slots() {
+  std::vector<TensorSlot> slots;
+  slots.push_back({"model.embed_tokens.weight", &embed_tokens});
+  slots.push_back({"model.norm.weight", &final_norm});
+  const bool tied = config_.head == HeadKind::kCausalLm && config_.tie_word_embeddings;
+  if (lm_head.defined() && !tied) slots.push_back({"lm_head.weight", &lm_head});
+  if (score.defined()) slots.push_back({"score.weight", &score});
+  return slots;
 }
 
 std::vector<LinearSlotRef> LlamaModel::linear_table() {
@@ -275,9 +302,14 @@ at::Tensor LlamaModel::decode(at::Tensor x, const at::Tensor& positions, const a
   at::Tensor angles = at::cat({freqs, freqs}, -1).unsqueeze(1);         // [b, 1, s, hd]
   at::Tensor cos = angles.cos().to(dtype_), sin = angles.sin().to(dtype_);
   for (size_t i = 0; i < layers.size(); ++i) {
-    const LlamaLayer& l = layers[i];
-    x = x + attention(l, rms_norm(x, l.input_norm), cos, sin, mask, cache, static_cast<int>(i), past);
-    x = x + mlp(l, rms_norm(x, l.post_attention_norm));
+    const int index = static_cast<int>(i);
+    // Captures by value: a runner may call it again after decode() returned.
+    LayerFn layer = [this, index, cos, sin, mask, cache, past](const at::Tensor& h) {
+      const LlamaLayer& l = layers[index];
+      at::Tensor y = h + attention(l, rms_norm(h, l.input_norm), cos, sin, mask, cache, index, past);
+      return y + mlp(l, rms_norm(y, l.post_attention_norm));
+    };
+    x = layer_runner_ ? layer_runner_(index, x, layer) : layer(x);
   }
   return rms_norm(x, final_norm);
 }

@@ -8,6 +8,7 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,7 +46,9 @@ class LlamaModel {
  public:
   LlamaModel() = default;
   // Allocates every weight (uninitialised) in `dtype` on `device`; loaders then fill them.
-  LlamaModel(LlamaConfig config, at::ScalarType dtype, at::Device device = at::kCPU);
+  // `meta_layers`: the decoder layers get shape-only (meta) tensors, for a rank of a sharded run
+  // whose layer weights arrive from the rank that loaded them (core/shard.h).
+  LlamaModel(LlamaConfig config, at::ScalarType dtype, at::Device device = at::kCPU, bool meta_layers = false);
 
   const LlamaConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }
@@ -76,6 +79,20 @@ class LlamaModel {
                              const at::Tensor& segment_ids) const;
 
   KvCache make_cache(int64_t batch, int64_t capacity) const;
+
+  // How the decoder runs each layer. `layer` maps the layer's input to its output and owns
+  // copies of everything it needs (it may be called again later, e.g. to recompute in backward).
+  // The default calls it; a trainer installs one that gathers sharded weights around it or
+  // checkpoints activations (core/shard.h). Never does I/O itself.
+  using LayerFn = std::function<at::Tensor(const at::Tensor&)>;
+  using LayerRunner = std::function<at::Tensor(int index, const at::Tensor& x, const LayerFn& layer)>;
+  void set_layer_runner(LayerRunner runner) { layer_runner_ = std::move(runner); }
+
+  // Layer `index`'s tensors as reassignable slots, named as Hugging Face names them after
+  // "model.layers.N." (adapters and 4-bit parts by their op's names: "self_attn.q_proj.lora_A.weight").
+  std::vector<TensorSlot> layer_slots(int index);
+  // The tensors outside the layers: embeddings, final norm, untied lm_head, score.
+  std::vector<TensorSlot> root_slots();
 
   // Moves or casts all weights.
   void to(at::ScalarType dtype, at::Device device);
@@ -110,6 +127,7 @@ class LlamaModel {
   at::ScalarType dtype_ = at::kFloat;
   at::Device device_ = at::kCPU;
   at::Tensor inv_freq_;  // [head_dim / 2] float32, scaling applied
+  LayerRunner layer_runner_;
 };
 
 // Rotary inverse frequencies for a config, with its scaling applied (float32).

@@ -119,9 +119,14 @@ void save_lora_adapter(const std::string& dir, const LoraModel& lora) {
   write_text_atomic((fs::path(dir) / kAdapterConfigFile).string(), lora_config_to_json(lora.saved_config()).dump(2));
 }
 
+LoraConfig read_lora_config(const std::string& dir) {
+  const std::string path = file_in(dir, kAdapterConfigFile);
+  return lora_config_from_json(read_json(path), path);
+}
+
 LoraModel load_lora_adapter(const std::string& dir, models::LlamaModel& model) {
   const std::string path = file_in(dir, kAdapterConfigFile);
-  LoraConfig config = lora_config_from_json(read_json(path), path);
+  LoraConfig config = read_lora_config(dir);
   config.init_lora_weights = "false";  // nothing to draw: the file has the values
   LoraModel lora = [&] {
     try {

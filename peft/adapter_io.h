@@ -22,6 +22,8 @@ std::string read_peft_type(const std::string& dir);
 
 void save_lora_adapter(const std::string& dir, const LoraModel& lora);
 // Attaches the adapter in DIR to `model` (which must outlive the result).
+// DIR/adapter_config.json of a LoRA adapter.
+LoraConfig read_lora_config(const std::string& dir);
 LoraModel load_lora_adapter(const std::string& dir, models::LlamaModel& model);
 
 void save_prompt_tuning(const std::string& dir, const PromptTuning& prompt, const models::LlamaConfig& model);

@@ -31,8 +31,9 @@ LoraLinear::LoraLinear(std::shared_ptr<LinearOp> base, LoraLayerSpec spec) : bas
   OPINE_ASSERT(base_, "LoRA over an empty base op");
   OPINE_CHECK(spec_.r >= 1, "LoRA rank must be positive, got ", spec_.r);
   // Adapters live on the base's device, in float32 (PEFT's autocast_adapter_dtype).
-  const at::Tensor probe = base_->dense_weight(spec_.dtype);
-  const auto o = at::TensorOptions().dtype(spec_.dtype).device(probe.device());
+  const std::vector<TensorSlot> base_slots = base_->tensor_slots();
+  const at::Device device = base_slots.empty() ? at::Device(at::kCPU) : base_slots.front().tensor->device();
+  const auto o = at::TensorOptions().dtype(spec_.dtype).device(device);
   a_ = leaf(at::zeros({spec_.r, in_features()}, o));
   b_ = leaf(at::zeros({out_features(), spec_.r}, o));
   if (spec_.dora) magnitude_ = leaf(at::ones({out_features()}, o));
@@ -148,6 +149,15 @@ std::vector<std::pair<std::string, at::Tensor>> LoraLinear::trainable() const {
   std::vector<std::pair<std::string, at::Tensor>> t = {{"lora_A.weight", a_}, {"lora_B.weight", b_}};
   if (spec_.dora) t.emplace_back("lora_magnitude_vector", magnitude_);
   return t;
+}
+
+std::vector<TensorSlot> LoraLinear::tensor_slots() {
+  std::vector<TensorSlot> slots;
+  for (TensorSlot& s : base_->tensor_slots()) slots.push_back({"base_layer." + s.name, s.tensor});
+  slots.push_back({"lora_A.weight", &a_});
+  slots.push_back({"lora_B.weight", &b_});
+  if (magnitude_.defined()) slots.push_back({"lora_magnitude_vector", &magnitude_});
+  return slots;
 }
 
 void LoraLinear::to(at::Device device, at::ScalarType dtype) {

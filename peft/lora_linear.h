@@ -39,6 +39,8 @@ class LoraLinear final : public LinearOp {
   int64_t resident_bytes() const override;
   // lora_A.weight, lora_B.weight and, with DoRA, lora_magnitude_vector (PEFT's names).
   std::vector<std::pair<std::string, at::Tensor>> trainable() const override;
+  // The base's slots under "base_layer.", then lora_A.weight, lora_B.weight and the magnitude.
+  std::vector<TensorSlot> tensor_slots() override;
   void to(at::Device device, at::ScalarType dtype) override;
   std::string describe() const override;
 

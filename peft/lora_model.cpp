@@ -102,7 +102,8 @@ LoraModel::LoraModel(models::LlamaModel& model, LoraConfig config, uint64_t seed
     if (!lora_targets(config_, s.name)) continue;
     auto lora = std::make_shared<LoraLinear>(s.linear->as_op(), spec);
     if (initialize) lora->initialize(config_.init_lora_weights, gen);
-    if (config_.use_dora) lora->init_magnitude();
+    // A skeleton (meta tensors, core/shard.h) gets its values from the rank that loaded them.
+    if (config_.use_dora && !lora->lora_A().is_meta()) lora->init_magnitude();
     s.linear->install(lora);
     layers_.emplace_back(s.name, lora);
   }

@@ -127,6 +127,21 @@ QuantizedTensor quantize(const at::Tensor& input, const QuantConfig& config) {
   const at::ScalarType dt = input.scalar_type();
   OPINE_CHECK(dt == at::kFloat || dt == at::kBFloat16 || dt == at::kHalf,
               "4-bit quantization takes float32, bf16 or f16 tensors, got ", c10::toString(dt));
+  if (input.is_meta()) {
+    // Shapes only, for a sharded model's skeleton (core/shard.h): the values arrive later.
+    QuantizedTensor q;
+    q.type = config.type;
+    q.block_size = config.block_size;
+    q.shape = input.sizes().vec();
+    q.dtype = dt;
+    const auto meta = at::TensorOptions().device(at::kMeta);
+    const int64_t item = c10::elementSize(config.storage);
+    q.packed = at::empty({(input.numel() + 1) / 2 / item, 1}, meta.dtype(config.storage));
+    q.absmax = at::empty({q.blocks()}, meta.dtype(config.double_quant ? at::kByte : at::kFloat));
+    if (config.double_quant)
+      q.nested_absmax = at::empty({(q.blocks() + kNestedBlockSize - 1) / kNestedBlockSize}, meta.dtype(at::kFloat));
+    return q;
+  }
   // Quantization runs once, at load time: on the CPU, whatever the tensor's device.
   const at::Tensor x = input.detach().to(at::kCPU).contiguous();
   const int64_t n = x.numel();

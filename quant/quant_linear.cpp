@@ -114,6 +114,14 @@ int64_t QuantLinear::resident_bytes() const {
   return weight_.bytes() + (bias_.defined() ? int64_t(bias_.nbytes()) : 0);
 }
 
+std::vector<TensorSlot> QuantLinear::tensor_slots() {
+  std::vector<TensorSlot> slots;
+  for (auto [name, t] : {std::pair<const char*, at::Tensor*>{"weight", &weight_.packed}, {"weight.absmax", &weight_.absmax},
+                         {"weight.nested_absmax", &weight_.nested_absmax}, {"bias", &bias_}})
+    if (t->defined()) slots.push_back({name, t});
+  return slots;
+}
+
 void QuantLinear::to(at::Device device, at::ScalarType dtype) {
   weight_ = weight_.to(device);
   compute_dtype_ = dtype;

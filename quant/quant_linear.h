@@ -27,6 +27,11 @@ class QuantLinear final : public LinearOp {
   int64_t resident_bytes() const override;
   void to(at::Device device, at::ScalarType dtype) override;
   std::string describe() const override { return config_.describe(); }
+  // "weight" (the packed codes), "weight.absmax", "weight.nested_absmax" and "bias". The double
+  // quantization offset is a float beside them: see offset()/set_offset().
+  std::vector<TensorSlot> tensor_slots() override;
+  float offset() const { return weight_.offset; }
+  void set_offset(float offset) { weight_.offset = offset; }
 
   const QuantizedTensor& weight() const { return weight_; }
   const QuantConfig& config() const { return config_; }

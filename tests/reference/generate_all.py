@@ -22,7 +22,10 @@ GENERATORS = [
     ("tokenizer_reference", "tokenizers", True),
     ("quant_reference", "quant", False),
     ("peft_reference", "peft", False),
+    ("metrics_reference", "metrics", False),
     ("data_reference", "data", True, "experiments/datasets/*.yaml"),
+    ("train_reference", "train", False),
+    ("trainer_fixture", "trainer", False),
 ]
 
 

@@ -1,0 +1,54 @@
+// The one-process communicator: every collective over one rank is a copy or nothing. It takes
+// tensors on any device, so a single GPU needs no NCCL.
+#include "core/comm.h"
+
+#include "core/comm_detail.h"
+#include "core/error.h"
+
+namespace opine::dist {
+namespace {
+
+class SelfCommunicator final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  std::string backend() const override { return "self"; }
+
+  // The reduction over one rank is the tensor itself, for every op (the average divides by 1).
+  void all_reduce(at::Tensor& tensor, ReduceOp) override {
+    detail::check_contiguous(tensor, "all_reduce");
+    bytes_moved_ += tensor.nbytes();
+  }
+  void all_gather(const at::Tensor& input, at::Tensor& output) override {
+    detail::check_pair(input, output, "all_gather");
+    OPINE_ASSERT(output.numel() == input.numel(), "all_gather over 1 rank: output holds ", output.numel(),
+                 " elements for an input of ", input.numel());
+    bytes_moved_ += input.nbytes();
+    copy(input, output);
+  }
+  void reduce_scatter(const at::Tensor& input, at::Tensor& output, ReduceOp) override {
+    detail::check_pair(input, output, "reduce_scatter");
+    OPINE_ASSERT(output.numel() == input.numel(), "reduce_scatter over 1 rank: output holds ", output.numel(),
+                 " elements for an input of ", input.numel());
+    bytes_moved_ += input.nbytes();
+    copy(input, output);
+  }
+  void broadcast(at::Tensor& tensor, int root) override {
+    detail::check_contiguous(tensor, "broadcast");
+    detail::check_root(root, 1);
+    bytes_moved_ += tensor.nbytes();
+  }
+  void barrier() override {}
+
+ private:
+  // Shapes may differ (the contract counts elements only).
+  static void copy(const at::Tensor& input, at::Tensor& output) {
+    if (input.data_ptr() != output.data_ptr()) output.view(input.sizes()).copy_(input);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_self_communicator() { return std::make_unique<SelfCommunicator>(); }
+
+}  // namespace opine::dist

@@ -1,0 +1,44 @@
+// The training recipe behind `opine train`, and the evaluation it shares with `opine eval`.
+// A straight-line program: set-up (runtime, run folder, data, model, optimizer), the loop
+// (micro-batches, backward, reduce, clip, step, log, evaluate, checkpoint), save, clean-up.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/comm.h"
+#include "core/runtime.h"
+#include "data/batch.h"
+#include "data/cache.h"
+#include "launch/options.h"
+#include "launch/trainable.h"
+
+namespace opine::launch {
+
+struct TrainResult {
+  int64_t steps = 0;
+  std::filesystem::path run_dir;
+  std::filesystem::path adapter_dir;
+  nlohmann::json metrics;  // the last evaluation
+};
+
+// `resolved_yaml`: the options as resolved, written to the run folder. `resume`: continue the
+// run in train.run_dir from its latest complete checkpoint.
+TrainResult train(const OpineOptions& options, const std::string& resolved_yaml, bool resume, dist::Runtime& runtime);
+
+// Metrics of `model` on `split` (every rank calls; every rank gets them): accuracy, F1 ... for
+// classes, MSE ... for regression, and the loss for every kind.
+nlohmann::json evaluate(Trainable& model, const data::CachedSplit& split, const std::vector<std::string>& classes,
+                        const data::CollateOptions& collate, int64_t batch_size, const at::Tensor& class_weights,
+                        dist::Communicator& comm);
+
+// The collation a run uses: the tokenizer's padding id, right padding, data.max_length.
+data::CollateOptions collate_options(const OpineOptions& options, const models::Tokenizer& tokenizer);
+
+// The metric a run ranks checkpoints by (train.metric, "auto" resolved for the label kind).
+std::string resolve_metric(const std::string& metric, data::LabelKind kind);
+
+}  // namespace opine::launch
