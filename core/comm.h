@@ -19,6 +19,13 @@ namespace opine::dist {
 
 enum class ReduceOp { kSum, kAvg, kMax, kMin };
 
+// A collective in flight: wait() returns once its output is complete (and throws its error).
+class Work {
+ public:
+  virtual ~Work() = default;
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -32,6 +39,11 @@ class Communicator {
   // output [size * input.numel()] (any shape with that many elements): rank r's input lands at
   // elements [r * n, (r + 1) * n).
   virtual void all_gather(const at::Tensor& input, at::Tensor& output) = 0;
+  // Starts an all_gather and returns where the back end can (MPI: MPI_Iallgather), so the
+  // transfer overlaps what the caller computes meanwhile; `input` and `output` must stay alive
+  // and untouched until wait(). The default runs all_gather() and returns finished work (NCCL's
+  // collectives are already asynchronous to the host on the current stream).
+  virtual std::unique_ptr<Work> all_gather_async(const at::Tensor& input, at::Tensor& output);
   // input [size * n], output [n]: rank r gets the reduction over ranks of input[r * n, (r + 1) * n).
   virtual void reduce_scatter(const at::Tensor& input, at::Tensor& output, ReduceOp op = ReduceOp::kSum) = 0;
   // In place: every rank ends with `root`'s tensor.

@@ -22,7 +22,8 @@ std::string mpi_error_string(int code) {
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
-  if (!initialized || finalized) return ::opine::detail::concat("MPI error code ", code, " (MPI not running)");
+  if (!initialized || finalized)
+    return ::opine::detail::concat("MPI error code ", code, " (MPI not running)");
   char text[MPI_MAX_ERROR_STRING] = {};
   int length = 0;
   if (MPI_Error_string(code, text, &length) != MPI_SUCCESS)
@@ -94,6 +95,20 @@ void check_cpu(const at::Tensor& t, const char* collective) {
   (void)raw_type(t.scalar_type());  // the dtype check
 }
 
+// An MPI_Iallgather in flight; keeps its buffers alive until it completes.
+struct MpiWork final : Work {
+  MPI_Request request = MPI_REQUEST_NULL;
+  at::Tensor source, output;
+  void wait() override {
+    if (request == MPI_REQUEST_NULL) return;
+    OPINE_MPI(MPI_Wait(&request, MPI_STATUS_IGNORE));
+  }
+  ~MpiWork() override {
+    // Abandoned (an exception unwound past it): let it finish before its buffers go.
+    if (request != MPI_REQUEST_NULL) MPI_Wait(&request, MPI_STATUS_IGNORE);
+  }
+};
+
 class MpiCommunicator final : public Communicator {
  public:
   explicit MpiCommunicator(MPI_Comm comm) : comm_(comm) {
@@ -129,7 +144,9 @@ class MpiCommunicator final : public Communicator {
     if (!work.is_same(tensor)) tensor.copy_(work);
   }
 
-  void all_gather(const at::Tensor& input, at::Tensor& output) override {
+  void all_gather(const at::Tensor& input, at::Tensor& output) override { all_gather_async(input, output)->wait(); }
+
+  std::unique_ptr<Work> all_gather_async(const at::Tensor& input, at::Tensor& output) override {
     detail::check_pair(input, output, "all_gather");
     check_cpu(input, "all_gather");
     const int64_t n = input.numel();
@@ -138,12 +155,15 @@ class MpiCommunicator final : public Communicator {
     OPINE_ASSERT(n <= INT_MAX, "all_gather of ", n, " elements per rank: more than MPI counts (",
                  detail::where(), ")");
     bytes_moved_ += input.nbytes();
-    if (n == 0) return;
+    auto work = std::make_unique<MpiWork>();
+    if (n == 0) return work;
     // MPI forbids overlapping send and receive buffers (a shard that is a view of the output).
-    const at::Tensor source = detail::overlaps(input, output) ? input.clone() : input;
+    work->source = detail::overlaps(input, output) ? input.clone() : input;
+    work->output = output;
     const MPI_Datatype dtype = raw_type(input.scalar_type());
-    OPINE_MPI(MPI_Allgather(source.data_ptr(), static_cast<int>(n), dtype, output.data_ptr(),
-                            static_cast<int>(n), dtype, comm_));
+    OPINE_MPI(MPI_Iallgather(work->source.data_ptr(), static_cast<int>(n), dtype, output.data_ptr(),
+                             static_cast<int>(n), dtype, comm_, &work->request));
+    return work;
   }
 
   void reduce_scatter(const at::Tensor& input, at::Tensor& output, ReduceOp op) override {

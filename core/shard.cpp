@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "core/error.h"
@@ -23,9 +24,12 @@ ShardMode parse_shard_mode(const std::string& name) {
 
 const char* shard_mode_name(ShardMode mode) {
   switch (mode) {
-    case ShardMode::kFullShard: return "full_shard";
-    case ShardMode::kShardGradOp: return "shard_grad_op";
-    case ShardMode::kReplicate: return "replicate";
+    case ShardMode::kFullShard:
+      return "full_shard";
+    case ShardMode::kShardGradOp:
+      return "shard_grad_op";
+    case ShardMode::kReplicate:
+      return "replicate";
   }
   return "?";
 }
@@ -81,7 +85,7 @@ class ShardedUnit {
   struct Flat {
     int group = 0;
     std::vector<Entry> entries;
-    int64_t numel = 0;        // padded to a multiple of the world size
+    int64_t numel = 0;  // padded to a multiple of the world size
     int64_t shard_numel = 0;
     at::Tensor whole;   // float32 leaf requiring grad (shard_grad_op, replicate)
     at::Tensor master;  // float32 leaf requiring grad: this rank's shard (full_shard, shard_grad_op)
@@ -140,7 +144,8 @@ class ShardedUnit {
       for (Flat& f : flats_) {
         at::Tensor w = at::zeros({f.numel}, at::kFloat);
         if (source)
-          for (const Entry& e : f.entries) w.narrow(0, e.offset, e.numel).copy_(e.slot->detach().to(at::kCPU).reshape({-1}));
+          for (const Entry& e : f.entries)
+            w.narrow(0, e.offset, e.numel).copy_(e.slot->detach().to(at::kCPU).reshape({-1}));
         trainable_whole.push_back(w);
       }
       if (node && node->size() > 1) {
@@ -150,7 +155,8 @@ class ShardedUnit {
       const int64_t r = world.rank();
       const at::Device device = owner_.device_;
       if (owner_.mode_ == ShardMode::kFullShard) {
-        frozen_store_ = frozen_whole.narrow(0, r * frozen_shard_bytes_, frozen_shard_bytes_).clone().to(device);
+        frozen_store_ =
+            frozen_whole.narrow(0, r * frozen_shard_bytes_, frozen_shard_bytes_).clone().to(device);
       } else {
         frozen_store_ = frozen_whole.to(device);
       }
@@ -166,14 +172,32 @@ class ShardedUnit {
   }
 
   bool has_trainable() const { return !flats_.empty(); }
+
+  // full_shard: starts gathering this unit (frozen bytes and trainable flats) so the transfer
+  // overlaps the computation of the unit before it; the next gather() waits for it. Values
+  // must not change in between (the trainer prefetches only units about to run).
+  void prefetch() {
+    if (owner_.mode_ != ShardMode::kFullShard || in_flight_) return;
+    InFlight p;
+    p.bytes = at::empty({frozen_bytes_}, frozen_store_.options());
+    p.work.push_back(owner_.world_->all_gather_async(frozen_store_, p.bytes));
+    for (Flat& f : flats_) {
+      p.flats.push_back(at::empty({f.numel}, f.master.options().requires_grad(false)));
+      p.work.push_back(owner_.world_->all_gather_async(f.master.detach(), p.flats.back()));
+    }
+    in_flight_ = std::move(p);
+  }
+  bool in_graph = false;  // ran through UnitFunction this step: its backward will come
   const std::string& name() const { return name_; }
   std::vector<Flat>& flats() { return flats_; }
 
   // Installs the frozen views and trainable views for computing (forward or no-grad use).
   void gather() {
     if (owner_.mode_ == ShardMode::kFullShard) {
-      install_frozen(gather_bytes());
-      for (Flat& f : flats_) install_trainable(f, gather_flat(f).to(owner_.param_dtype_));
+      const Gathered g = fetch();
+      install_frozen(g.bytes);
+      for (size_t i = 0; i < flats_.size(); ++i)
+        install_trainable(flats_[i], g.flats[i].to(owner_.param_dtype_));
     } else {
       install_frozen(frozen_store_);
       for (Flat& f : flats_) install_trainable(f, f.whole);
@@ -185,10 +209,11 @@ class ShardedUnit {
   std::vector<at::Tensor> gather_for_backward() {
     std::vector<at::Tensor> wrt;
     if (owner_.mode_ == ShardMode::kFullShard) {
-      install_frozen(gather_bytes());
-      for (Flat& f : flats_) {
-        at::Tensor g = gather_flat(f).to(owner_.param_dtype_).detach().set_requires_grad(true);
-        install_trainable(f, g);
+      const Gathered gathered = fetch();
+      install_frozen(gathered.bytes);
+      for (size_t i = 0; i < flats_.size(); ++i) {
+        at::Tensor g = gathered.flats[i].to(owner_.param_dtype_).detach().set_requires_grad(true);
+        install_trainable(flats_[i], g);
         wrt.push_back(g);
       }
     } else {
@@ -210,8 +235,10 @@ class ShardedUnit {
 
   // The gradient of a whole flat buffer, reduced into this rank's shard (full_shard backward).
   at::Tensor reduce_scatter(const Flat& f, const at::Tensor& whole_grad) {
-    at::Tensor in = whole_grad.defined() ? whole_grad.to(owner_.reduce_dtype_).contiguous()
-                                         : at::zeros({f.numel}, at::TensorOptions().dtype(owner_.reduce_dtype_).device(owner_.device_));
+    at::Tensor in =
+        whole_grad.defined()
+            ? whole_grad.to(owner_.reduce_dtype_).contiguous()
+            : at::zeros({f.numel}, at::TensorOptions().dtype(owner_.reduce_dtype_).device(owner_.device_));
     at::Tensor out = at::empty({f.shard_numel}, in.options());
     owner_.world_->reduce_scatter(in, out, ReduceOp::kSum);
     return out.to(at::kFloat);
@@ -267,7 +294,9 @@ class ShardedUnit {
     for (size_t i = 0; i < flats_.size(); ++i) {
       Flat& f = flats_[i];
       for (const Entry& e : f.entries)  // whether fn wrote into the views or replaced the tensors
-        wholes[i].narrow(0, e.offset, e.numel).copy_(e.slot->detach().reshape({-1}).to(wholes[i].device(), at::kFloat));
+        wholes[i]
+            .narrow(0, e.offset, e.numel)
+            .copy_(e.slot->detach().reshape({-1}).to(wholes[i].device(), at::kFloat));
       if (f.master.defined()) f.master.detach().copy_(wholes[i].narrow(0, r * f.shard_numel, f.shard_numel));
       if (f.whole.defined()) f.whole.detach().copy_(wholes[i]);
     }
@@ -290,10 +319,17 @@ class ShardedUnit {
   }
 
  private:
-  at::Tensor gather_bytes() {
-    at::Tensor whole = at::empty({frozen_bytes_}, frozen_store_.options());
-    owner_.world_->all_gather(frozen_store_, whole);
-    return whole;
+  // The whole frozen bytes and trainable flats: what prefetch() started, or gathered now.
+  struct Gathered {
+    at::Tensor bytes;
+    std::vector<at::Tensor> flats;
+  };
+  Gathered fetch() {
+    prefetch();
+    for (auto& w : in_flight_->work) w->wait();
+    Gathered g{in_flight_->bytes, in_flight_->flats};
+    in_flight_.reset();
+    return g;
   }
   at::Tensor gather_flat(const Flat& f) {
     at::Tensor whole = at::empty({f.numel}, f.master.options().requires_grad(false));
@@ -319,6 +355,12 @@ class ShardedUnit {
   int64_t frozen_bytes_ = 0, frozen_shard_bytes_ = 0;
   at::Tensor frozen_store_;  // uint8: this rank's shard (full_shard) or the whole buffer
   std::vector<Flat> flats_;
+  struct InFlight {
+    at::Tensor bytes;
+    std::vector<at::Tensor> flats;
+    std::vector<std::unique_ptr<Work>> work;
+  };
+  std::optional<InFlight> in_flight_;
 };
 
 // A unit run without keeping its activations: forward under no-grad with the weights gathered,
@@ -340,6 +382,8 @@ struct UnitFunction : public torch::autograd::Function<UnitFunction> {
     ShardedUnit& unit = *model->units_[index];
     at::NoGradGuard no_grad;
     unit.gather();
+    unit.in_graph = true;
+    model->prefetch(index + 1);
     at::Tensor y = (*layer)(x);
     unit.release();
     return y;
@@ -365,6 +409,9 @@ struct UnitFunction : public torch::autograd::Function<UnitFunction> {
     {
       at::AutoGradMode grad_mode(true);
       wrt = unit.gather_for_backward();
+      unit.in_graph = false;
+      const int64_t index = ctx->saved_data["index"].toInt();
+      if (index > 0 && model->units_[index - 1]->in_graph) model->prefetch(index - 1);
       y = (*layer)(xin);
     }
     now.restore();
@@ -395,13 +442,15 @@ struct UnitFunction : public torch::autograd::Function<UnitFunction> {
 };
 
 ShardedModel::ShardedModel(std::vector<Unit> units, std::vector<TensorSlot> root, Communicator& world,
-                           Communicator* node, const ShardOptions& options, at::Device device, const GroupOf& group_of)
+                           Communicator* node, const ShardOptions& options, at::Device device,
+                           const GroupOf& group_of)
     : world_(&world),
       mode_(world.size() > 1 ? parse_shard_mode(options.mode) : ShardMode::kReplicate),
       recompute_(options.activation_checkpointing || mode_ == ShardMode::kFullShard),
       device_(device),
       param_dtype_(parse_float_dtype(options.param_dtype)),
-      reduce_dtype_(parse_float_dtype(options.reduce_dtype)) {
+      reduce_dtype_(parse_float_dtype(options.reduce_dtype)),
+      prefetch_(options.prefetch) {
   for (Unit& u : units) units_.push_back(std::make_unique<ShardedUnit>(*this, std::move(u), node, group_of));
   at::NoGradGuard no_grad;
   for (TensorSlot& s : root) {
@@ -419,7 +468,8 @@ ShardedModel::ShardedModel(std::vector<Unit> units, std::vector<TensorSlot> root
 
 ShardedModel::~ShardedModel() = default;
 
-at::Tensor ShardedModel::run(int index, const at::Tensor& x, const std::function<at::Tensor(const at::Tensor&)>& layer) {
+at::Tensor ShardedModel::run(int index, const at::Tensor& x,
+                             const std::function<at::Tensor(const at::Tensor&)>& layer) {
   OPINE_ASSERT(index >= 0 && index < static_cast<int>(units_.size()), "layer ", index, " of ", units_.size());
   ShardedUnit& unit = *units_[index];
   const bool training = at::GradMode::is_enabled() && (x.requires_grad() || unit.has_trainable());
@@ -427,6 +477,7 @@ at::Tensor ShardedModel::run(int index, const at::Tensor& x, const std::function
     at::Tensor y;
     {
       unit.gather();
+      prefetch(index + 1);
       y = layer(x);
     }
     if (mode_ == ShardMode::kFullShard) unit.release();
@@ -464,7 +515,8 @@ void ShardedModel::reduce_gradients() {
   if (world_->size() > 1) {
     for (TensorSlot& s : root_trainable_) {
       at::Tensor& t = *s.tensor;
-      at::Tensor g = t.grad().defined() ? t.grad().to(reduce_dtype_).contiguous() : at::zeros_like(t, t.options().dtype(reduce_dtype_));
+      at::Tensor g = t.grad().defined() ? t.grad().to(reduce_dtype_).contiguous()
+                                        : at::zeros_like(t, t.options().dtype(reduce_dtype_));
       world_->all_reduce(g, ReduceOp::kSum);
       t.mutable_grad() = g.to(t.scalar_type());
     }
@@ -474,7 +526,9 @@ void ShardedModel::reduce_gradients() {
 
 double ShardedModel::grad_norm() {
   double sharded = 0.0, whole = 0.0;
-  auto sq = [](const at::Tensor& g) { return g.defined() ? g.to(at::kDouble).pow(2).sum().item<double>() : 0.0; };
+  auto sq = [](const at::Tensor& g) {
+    return g.defined() ? g.to(at::kDouble).pow(2).sum().item<double>() : 0.0;
+  };
   for (const FlatParam& p : parameters()) (p.sharded ? sharded : whole) += sq(p.param.grad());
   if (world_->size() > 1 && mode_ != ShardMode::kReplicate) {
     at::Tensor t = at::full({1}, sharded, at::TensorOptions().dtype(at::kDouble).device(device_));
@@ -511,6 +565,10 @@ void ShardedModel::with_full_trainables(const std::function<void()>& fn) {
   step(0);
 }
 
+void ShardedModel::prefetch(int index) {
+  if (prefetch_ && index >= 0 && index < static_cast<int>(units_.size())) units_[index]->prefetch();
+}
+
 int64_t ShardedModel::resident_bytes() const {
   int64_t n = 0;
   for (const auto& u : units_) n += u->resident_bytes();
@@ -524,8 +582,8 @@ std::string ShardedModel::describe() const {
     trainable += u->trainable_numel();
   }
   std::ostringstream out;
-  out << shard_mode_name(mode_) << " over " << world_->size() << " rank(s) (" << world_->backend() << "): "
-      << units_.size() << " layers, " << frozen / 1048576.0 << " MiB frozen and " << trainable
+  out << shard_mode_name(mode_) << " over " << world_->size() << " rank(s) (" << world_->backend()
+      << "): " << units_.size() << " layers, " << frozen / 1048576.0 << " MiB frozen and " << trainable
       << " trainable elements in all; this rank holds " << resident_bytes() / 1048576.0 << " MiB"
       << (recompute_ ? "; layers recomputed in backward" : "");
   return out.str();

@@ -16,7 +16,8 @@
 //   full_shard      parameters, gradients and optimizer state sharded. A unit is all-gathered just
 //                   before its forward and again before its backward (where its forward is
 //                   recomputed: activation checkpointing comes with it), and freed after; gradients
-//                   are reduce-scattered in backward.
+//                   are reduce-scattered in backward. The next layer's gather (the previous one's
+//                   in backward) is started before this one computes (Communicator::all_gather_async).
 //   shard_grad_op   parameters whole on every rank; gradients reduce-scattered and optimizer state
 //                   sharded; updated shards all-gathered after each step.
 //   replicate       plain data parallel: everything whole, gradients all-reduced.
@@ -50,12 +51,14 @@ const char* shard_mode_name(ShardMode mode);
 
 struct ShardOptions {
   std::string mode = "full_shard";
-  std::string param_dtype = "f32";   // trainable parameters are gathered and computed in this dtype
-  std::string reduce_dtype = "f32";  // gradients are reduced in this dtype
+  std::string param_dtype = "f32";        // trainable parameters are gathered and computed in this dtype
+  std::string reduce_dtype = "f32";       // gradients are reduced in this dtype
   bool activation_checkpointing = false;  // recompute each layer in backward (implied by full_shard)
+  bool prefetch = true;                   // full_shard: gather the next layer while this one computes
   template <class V>
   void visit(V& v) {
-    v("mode", mode, "full_shard: parameters, gradients and optimizer state sharded; shard_grad_op: "
+    v("mode", mode,
+      "full_shard: parameters, gradients and optimizer state sharded; shard_grad_op: "
       "gradients and optimizer state; replicate: plain data parallel",
       config::one_of({"full_shard", "shard_grad_op", "replicate"}));
     v("param_dtype", param_dtype, "dtype trainable parameters are gathered and computed in",
@@ -63,6 +66,9 @@ struct ShardOptions {
     v("reduce_dtype", reduce_dtype, "dtype gradients are reduced in", config::one_of({"f32", "bf16", "f16"}));
     v("activation_checkpointing", activation_checkpointing,
       "recompute each layer's activations in backward instead of keeping them (always on with full_shard)");
+    v("prefetch", prefetch,
+      "full_shard: start gathering the next layer (the previous one in backward) "
+      "while this one computes");
   }
 };
 
@@ -78,14 +84,14 @@ class ShardedUnit;
 struct FlatParam {
   std::string name;  // "model.layers.3/group 0"
   int group = 0;
-  at::Tensor param;  // float32 leaf; its .grad() holds the reduced gradient after reduce_gradients()
+  at::Tensor param;      // float32 leaf; its .grad() holds the reduced gradient after reduce_gradients()
   bool sharded = false;  // true: each rank holds a different part (global norms sum over ranks)
 };
 
 class ShardedModel {
  public:
   struct Unit {
-    std::string name;             // "model.layers.3"
+    std::string name;               // "model.layers.3"
     std::vector<TensorSlot> slots;  // names relative to the unit ("self_attn.q_proj.weight")
   };
   // Takes over the units' slots. `node`: when given, values come from node rank 0 (see above);
@@ -139,7 +145,10 @@ class ShardedModel {
   std::vector<std::unique_ptr<ShardedUnit>> units_;
   std::vector<TensorSlot> root_trainable_;
   std::vector<int> root_groups_;
-  std::vector<std::shared_ptr<std::function<at::Tensor(const at::Tensor&)>>> pending_;  // layers backward will recompute
+  std::vector<std::shared_ptr<std::function<at::Tensor(const at::Tensor&)>>>
+      pending_;  // layers backward will recompute
+  bool prefetch_;
+  void prefetch(int index);
 };
 
 }  // namespace opine::dist

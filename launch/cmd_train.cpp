@@ -52,8 +52,10 @@ int run_train(const std::vector<std::string>& argv) {
   const OpineOptions o = resolve_options(args, {{"model", "model.path"}, {"run-dir", "train.run_dir"}});
   const TrainResult result = train(o, config::to_yaml(o), args.has("resume"), *runtime);
   if (runtime->rank() == 0) {
-    nlohmann::json out = {{"run_dir", result.run_dir.string()}, {"adapter", result.adapter_dir.string()},
-                          {"steps", result.steps}, {"eval", result.metrics}};
+    nlohmann::json out = {{"run_dir", result.run_dir.string()},
+                          {"adapter", result.adapter_dir.string()},
+                          {"steps", result.steps},
+                          {"eval", result.metrics}};
     std::cout << out.dump(2) << std::endl;
   }
   return 0;
@@ -79,17 +81,18 @@ int run_eval(const std::vector<std::string>& argv) {
   const std::unique_ptr<models::Tokenizer> tokenizer = resolve_tokenizer(o);
   const data::Encoder encoder = make_encoder(o, *tokenizer);
   dist::Communicator& cpu = runtime->world();
-  const data::PreparedData prepared =
-      data::prepare_data(o.data, encoder, data::CacheCoordination{runtime->rank(), [&cpu] { cpu.barrier(); }});
+  const data::PreparedData prepared = data::prepare_data(
+      o.data, encoder, data::CacheCoordination{runtime->rank(), [&cpu] { cpu.barrier(); }});
   const std::string split = o.train.eval_split;
   OPINE_CHECK(prepared.cache.splits.count(split), "the dataset has no '", split, "' split");
   models::ModelFile file = models::open_model_file(o.model.path);
   Trainable model(o, *runtime, device, file, prepared.cache.classes, *tokenizer);
   model.load_adapter_values(*adapter);
-  const nlohmann::json report = evaluate(model, prepared.cache.splits.at(split), prepared.cache.classes,
-                                         collate_options(o, *tokenizer), o.train.eval_batch_size, {},
-                                         runtime->for_device(device));
-  if (runtime->rank() == 0) std::cout << nlohmann::json{{"split", split}, {"eval", report}}.dump(2) << std::endl;
+  const nlohmann::json report =
+      evaluate(model, prepared.cache.splits.at(split), prepared.cache.classes, collate_options(o, *tokenizer),
+               o.train.eval_batch_size, {}, runtime->for_device(device));
+  if (runtime->rank() == 0)
+    std::cout << nlohmann::json{{"split", split}, {"eval", report}}.dump(2) << std::endl;
   return 0;
 }
 

@@ -6,8 +6,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <fstream>
 #include <iostream>
 
@@ -40,9 +40,11 @@ double loss_count(const data::Batch& b, data::LabelKind kind, const at::Tensor& 
     case data::LabelKind::kClass:
       return class_weights.defined() ? class_weights.index_select(0, b.labels.cpu()).sum().item<double>()
                                      : double(b.rows());
-    case data::LabelKind::kRegression: return double(b.rows());
+    case data::LabelKind::kRegression:
+      return double(b.rows());
     case data::LabelKind::kCausalLm:
-      return double(b.labels.narrow(1, 1, b.labels.size(1) - 1).ne(models::kIgnoreIndex).sum().item<int64_t>());
+      return double(
+          b.labels.narrow(1, 1, b.labels.size(1) - 1).ne(models::kIgnoreIndex).sum().item<int64_t>());
   }
   return 0;
 }
@@ -72,7 +74,8 @@ std::vector<std::string> gather_hosts(dist::Communicator& cpu, const std::string
   at::Tensor all = at::empty({kWidth * cpu.size()}, at::kByte);
   cpu.all_gather(mine, all);
   std::vector<std::string> hosts;
-  for (int r = 0; r < cpu.size(); ++r) hosts.emplace_back(reinterpret_cast<const char*>(all.data_ptr<uint8_t>() + r * kWidth));
+  for (int r = 0; r < cpu.size(); ++r)
+    hosts.emplace_back(reinterpret_cast<const char*>(all.data_ptr<uint8_t>() + r * kWidth));
   return hosts;
 }
 
@@ -90,7 +93,8 @@ void save_rng(const fs::path& file) {
     std::lock_guard<std::mutex> lock(gen.mutex());
     state = gen.get_state();
   }
-  write_text_atomic(file, std::string(reinterpret_cast<const char*>(state.data_ptr<uint8_t>()), state.numel()));
+  write_text_atomic(file,
+                    std::string(reinterpret_cast<const char*>(state.data_ptr<uint8_t>()), state.numel()));
 }
 
 void load_rng(const fs::path& file) {
@@ -127,9 +131,12 @@ data::CollateOptions collate_options(const OpineOptions& o, const models::Tokeni
 std::string resolve_metric(const std::string& metric, data::LabelKind kind) {
   if (metric != "auto") return metric;
   switch (kind) {
-    case data::LabelKind::kClass: return "f1_macro";
-    case data::LabelKind::kRegression: return "mse";
-    case data::LabelKind::kCausalLm: return "loss";
+    case data::LabelKind::kClass:
+      return "f1_macro";
+    case data::LabelKind::kRegression:
+      return "mse";
+    case data::LabelKind::kCausalLm:
+      return "loss";
   }
   return "loss";
 }
@@ -161,10 +168,12 @@ json evaluate(Trainable& model, const data::CachedSplit& split, const std::vecto
     if (model.label_kind() == data::LabelKind::kClass) {
       for (int64_t r = 0; r < pred.classes.size(0); ++r) {
         values.push_back(double(pred.classes[r].item<int64_t>()));
-        for (int64_t c = 0; c < num_classes; ++c) probabilities.push_back(pred.probabilities[r][c].item<float>());
+        for (int64_t c = 0; c < num_classes; ++c)
+          probabilities.push_back(pred.probabilities[r][c].item<float>());
       }
     } else if (model.label_kind() == data::LabelKind::kRegression) {
-      for (int64_t r = 0; r < pred.scores.size(0); ++r) values.push_back(double(pred.scores[r].item<float>()));
+      for (int64_t r = 0; r < pred.scores.size(0); ++r)
+        values.push_back(double(pred.scores[r].item<float>()));
     }
   }
   // Every rank's predictions to every rank (the same count on each: the sampler pads).
@@ -204,15 +213,17 @@ json evaluate(Trainable& model, const data::CachedSplit& split, const std::vecto
         predicted_v.push_back(all_val[k].item<double>());
       }
     }
-    report = model.label_kind() == data::LabelKind::kClass ? metrics::classify(truth, predicted, classes, probs).to_json()
-                                                            : metrics::regress(truth_v, predicted_v).to_json();
+    report = model.label_kind() == data::LabelKind::kClass
+                 ? metrics::classify(truth, predicted, classes, probs).to_json()
+                 : metrics::regress(truth_v, predicted_v).to_json();
   }
   report["loss"] = sums[1].item<double>() > 0 ? sums[0].item<double>() / sums[1].item<double>() : NAN;
   report["examples"] = static_cast<int64_t>(split.size());
   return report;
 }
 
-TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool resume, dist::Runtime& runtime) {
+TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool resume,
+                  dist::Runtime& runtime) {
   const TrainOptions& t = o.train;
   const int rank = runtime.rank(), world = runtime.world_size();
   const bool lead = rank == 0;
@@ -237,15 +248,17 @@ TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool 
   const data::TokenCache& cache = prepared.cache;
   OPINE_CHECK(cache.splits.count("train"), "the dataset has no train split");
   const data::CachedSplit& train_split = cache.splits.at("train");
-  const data::CachedSplit* eval_split = cache.splits.count(t.eval_split) ? &cache.splits.at(t.eval_split) : nullptr;
+  const data::CachedSplit* eval_split =
+      cache.splits.count(t.eval_split) ? &cache.splits.at(t.eval_split) : nullptr;
   if (!eval_split && lead) log::warn("no '", t.eval_split, "' split: the run is not evaluated");
 
   // ---- model
   models::ModelFile file = models::open_model_file(o.model.path);
   Trainable model(o, runtime, device, file, cache.classes, *tokenizer);
   const data::LabelKind kind = model.label_kind();
-  const at::Tensor class_weights =
-      kind == data::LabelKind::kClass ? class_weights_for(t.class_weights, train_split, cache.classes.size()) : at::Tensor();
+  const at::Tensor class_weights = kind == data::LabelKind::kClass
+                                       ? class_weights_for(t.class_weights, train_split, cache.classes.size())
+                                       : at::Tensor();
   const data::CollateOptions collate = collate_options(o, *tokenizer);
   if (lead) log::info(model.describe_trainable());
   log::info("rank ", rank, " memory at start-up: ", memory_json(device).dump());
@@ -322,29 +335,38 @@ TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool 
       old["resumes"] = resumes;
       manifest = old;
     } else {
-      manifest.update({{"world_size", world}, {"hosts", hosts}, {"seed", o.seed}, {"sampler_seed", t.sampler.seed},
-                       {"data_cache", prepared.path.string()}, {"data_cache_hash", cache.content_hash},
-                       {"model", o.model.path}, {"shard_mode", dist::shard_mode_name(model.sharded().mode())},
-                       {"device", device.str()}, {"total_steps", total_steps}});
+      manifest.update({{"world_size", world},
+                       {"hosts", hosts},
+                       {"seed", o.seed},
+                       {"sampler_seed", t.sampler.seed},
+                       {"data_cache", prepared.path.string()},
+                       {"data_cache_hash", cache.content_hash},
+                       {"model", o.model.path},
+                       {"shard_mode", dist::shard_mode_name(model.sharded().mode())},
+                       {"device", device.str()},
+                       {"total_steps", total_steps}});
     }
     write_json_atomic(paths.manifest_json, manifest);
   }
   auto record = [&](json r) {
     if (!lead) return;
     for (auto& [key, value] : r.items())
-      if (value.is_number() && key != "step") events->add_scalar(key, value.get<double>(), r.at("step").get<int64_t>());
+      if (value.is_number() && key != "step")
+        events->add_scalar(key, value.get<double>(), r.at("step").get<int64_t>());
     events->flush();
     metrics_log->write(r);
   };
 
   auto run_eval = [&]() -> json {
-    json report = evaluate(model, *eval_split, cache.classes, collate, t.eval_batch_size, class_weights, comm);
+    json report =
+        evaluate(model, *eval_split, cache.classes, collate, t.eval_batch_size, class_weights, comm);
     json r = {{"step", step}, {"epoch", epoch}};
     for (auto& [key, value] : report.items())
       if (value.is_number()) r["eval/" + key] = value;
     record(r);
-    if (lead) log::info("step ", step, " ", t.eval_split, ": ", metric, " = ", report.value(metric, json()).dump(),
-                        ", loss = ", report.at("loss").get<double>());
+    if (lead)
+      log::info("step ", step, " ", t.eval_split, ": ", metric, " = ", report.value(metric, json()).dump(),
+                ", loss = ", report.at("loss").get<double>());
     return report;
   };
 
@@ -356,9 +378,13 @@ TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool 
     optimizer.save(dir / rank_file("optimizer", rank, ".safetensors"));
     save_rng(dir / rank_file("rng", rank, ".bin"));
     if (lead) {
-      json state = {{"step", step}, {"epoch", epoch}, {"sampler", sampler.state()},
-                    {"best", std::isnan(best) ? json() : json(best)}, {"evals_without_gain", evals_without_gain},
-                    {"last_eval", last_eval}, {"world_size", world}};
+      json state = {{"step", step},
+                    {"epoch", epoch},
+                    {"sampler", sampler.state()},
+                    {"best", std::isnan(best) ? json() : json(best)},
+                    {"evals_without_gain", evals_without_gain},
+                    {"last_eval", last_eval},
+                    {"world_size", world}};
       write_json_atomic(dir / "trainer_state.json", state);
     }
     cpu.barrier();
@@ -424,7 +450,8 @@ TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool 
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (step % t.log_every == 0 || step == total_steps) {
       json r = {{"step", step},
-                {"epoch", double(epoch) + double(sampler.state().position) / double(std::max<int64_t>(sampler.num_batches(), 1))},
+                {"epoch", double(epoch) + double(sampler.state().position) /
+                                              double(std::max<int64_t>(sampler.num_batches(), 1))},
                 {"loss", loss},
                 {"lr", t.optimizer.lr * lr_multiplier},
                 {"grad_norm", grad_norm},
@@ -432,33 +459,40 @@ TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool 
                 {"step_seconds", seconds}};
       r.update(memory_json(device));
       record(r);
-      if (lead) log::info("step ", step, "/", total_steps, " loss ", loss, " lr ", t.optimizer.lr * lr_multiplier,
-                          " grad_norm ", grad_norm);
+      if (lead)
+        log::info("step ", step, "/", total_steps, " loss ", loss, " lr ", t.optimizer.lr * lr_multiplier,
+                  " grad_norm ", grad_norm);
     }
     if (epoch_done) sampler.set_epoch(++epoch);
 
     const bool last = step >= total_steps || (!by_steps && epoch >= t.epochs);
-    const bool eval_now = eval_split && (t.eval_every > 0 ? step % t.eval_every == 0 || last : epoch_done || last);
+    const bool eval_now =
+        eval_split && (t.eval_every > 0 ? step % t.eval_every == 0 || last : epoch_done || last);
     std::optional<double> value;
     if (eval_now) {
       last_eval = run_eval();
       last_eval["step"] = step;
-      value = metric == "loss" ? last_eval.at("loss").get<double>() : metrics::metric_value(last_eval, metric);
+      value =
+          metric == "loss" ? last_eval.at("loss").get<double>() : metrics::metric_value(last_eval, metric);
       const bool better = std::isnan(best) || (greater ? *value > best : *value < best);
       if (better) {
         best = *value;
         evals_without_gain = 0;
       } else if (++evals_without_gain >= t.patience && t.patience > 0) {
-        if (lead) log::info("early stop: ", metric, " has not improved for ", evals_without_gain, " evaluations");
+        if (lead)
+          log::info("early stop: ", metric, " has not improved for ", evals_without_gain, " evaluations");
         stop = true;
       }
     }
     // Every rank stops at the same step when any of them was signalled.
     const bool signalled = all_sum(cpu, g_stop_requested.load() ? 1.0 : 0.0) > 0;
     const bool halt = ((t.stop_at_step > 0 && step == t.stop_at_step) || signalled) && !last;
-    if ((t.checkpoint.every > 0 ? step % t.checkpoint.every == 0 : eval_now) || last || stop || halt) checkpoint(value);
+    if ((t.checkpoint.every > 0 ? step % t.checkpoint.every == 0 : eval_now) || last || stop || halt)
+      checkpoint(value);
     if (halt) {
-      if (lead) log::info("stopped at step ", step, signalled ? " (signalled)" : " (train.stop_at_step)", ": --resume continues");
+      if (lead)
+        log::info("stopped at step ", step, signalled ? " (signalled)" : " (train.stop_at_step)",
+                  ": --resume continues");
       std::signal(SIGUSR1, SIG_DFL);
       std::signal(SIGTERM, SIG_DFL);
       TrainResult stopped;
@@ -484,8 +518,11 @@ TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool 
   if (lead) {
     fs::remove_all(result.adapter_dir);
     fs::rename(staging, result.adapter_dir);
-    json final_report = {{"steps", step}, {"metric", metric}, {"best", std::isnan(best) ? json() : json(best)},
-                         {"eval", last_eval}, {"memory_peak", memory_json(device)}};
+    json final_report = {{"steps", step},
+                         {"metric", metric},
+                         {"best", std::isnan(best) ? json() : json(best)},
+                         {"eval", last_eval},
+                         {"memory_peak", memory_json(device)}};
     write_json_atomic(paths.root / "final_metrics.json", final_report);
   }
   cpu.barrier();

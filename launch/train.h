@@ -3,9 +3,8 @@
 // (micro-batches, backward, reduce, clip, step, log, evaluate, checkpoint), save, clean-up.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -27,13 +26,14 @@ struct TrainResult {
 
 // `resolved_yaml`: the options as resolved, written to the run folder. `resume`: continue the
 // run in train.run_dir from its latest complete checkpoint.
-TrainResult train(const OpineOptions& options, const std::string& resolved_yaml, bool resume, dist::Runtime& runtime);
+TrainResult train(const OpineOptions& options, const std::string& resolved_yaml, bool resume,
+                  dist::Runtime& runtime);
 
 // Metrics of `model` on `split` (every rank calls; every rank gets them): accuracy, F1 ... for
 // classes, MSE ... for regression, and the loss for every kind.
-nlohmann::json evaluate(Trainable& model, const data::CachedSplit& split, const std::vector<std::string>& classes,
-                        const data::CollateOptions& collate, int64_t batch_size, const at::Tensor& class_weights,
-                        dist::Communicator& comm);
+nlohmann::json evaluate(Trainable& model, const data::CachedSplit& split,
+                        const std::vector<std::string>& classes, const data::CollateOptions& collate,
+                        int64_t batch_size, const at::Tensor& class_weights, dist::Communicator& comm);
 
 // The collation a run uses: the tokenizer's padding id, right padding, data.max_length.
 data::CollateOptions collate_options(const OpineOptions& options, const models::Tokenizer& tokenizer);

@@ -34,7 +34,8 @@ struct PeftOptions {
   peft::PromptTuningConfig prompt_tuning;
   template <class V>
   void visit(V& v) {
-    v("method", method, "lora: low-rank adapters; prompt_tuning: a learned soft prompt; none: only the head trains",
+    v("method", method,
+      "lora: low-rank adapters; prompt_tuning: a learned soft prompt; none: only the head trains",
       config::one_of({"lora", "prompt_tuning", "none"}));
     v("lora", lora, "LoRA settings, as PEFT's LoraConfig");
     v("prompt_tuning", prompt_tuning, "prompt-tuning settings, as PEFT's PromptTuningConfig");
@@ -46,7 +47,8 @@ struct CheckpointOptions {
   int keep_last = 2;
   template <class V>
   void visit(V& v) {
-    v("every", every, "checkpoint every N optimizer steps (0: at every evaluation)", config::at_least(int64_t{0}));
+    v("every", every, "checkpoint every N optimizer steps (0: at every evaluation)",
+      config::at_least(int64_t{0}));
     v("keep_last", keep_last, "complete checkpoints kept besides the best", config::at_least(1));
   }
 };
@@ -78,14 +80,18 @@ struct TrainOptions {
     v("grad_accumulation", grad_accumulation, "batches per optimizer step", config::at_least(1));
     v("optimizer", optimizer, "AdamW");
     v("schedule", schedule, "learning-rate schedule");
-    v("max_grad_norm", max_grad_norm, "clip the global gradient norm to this (0: no clipping)", config::at_least(0.0));
+    v("max_grad_norm", max_grad_norm, "clip the global gradient norm to this (0: no clipping)",
+      config::at_least(0.0));
     v("eval_every", eval_every, "evaluate every N optimizer steps (0: at the end of each epoch)",
       config::at_least(int64_t{0}));
     v("eval_split", eval_split, "split evaluated during training");
-    v("eval_batch_size", eval_batch_size, "examples per evaluation batch on each rank", config::at_least(int64_t{1}));
+    v("eval_batch_size", eval_batch_size, "examples per evaluation batch on each rank",
+      config::at_least(int64_t{1}));
     v("metric", metric,
-      "metric for the best checkpoint and early stopping (auto: f1_macro for classes, mse for regression, loss for sft)");
-    v("patience", patience, "evaluations without improvement before stopping (0: never stop early)", config::at_least(0));
+      "metric for the best checkpoint and early stopping (auto: f1_macro for classes, mse for regression, "
+      "loss for sft)");
+    v("patience", patience, "evaluations without improvement before stopping (0: never stop early)",
+      config::at_least(0));
     v("class_weights", class_weights, "none, or balanced (n / (classes * count), as scikit-learn)",
       config::one_of({"none", "balanced"}));
     v("shard", shard, "how the model is spread over ranks");

@@ -26,8 +26,8 @@ bool decays(const std::string& name) {
 models::LoadOptions training_load_options(const OpineOptions& o, const std::vector<std::string>& classes) {
   models::LoadOptions lo = load_options(o.model, o.seed);
   if (o.data.format == "sft") {
-    OPINE_CHECK(o.model.head == "auto" || o.model.head == "causal-lm", "data.format=sft trains the language-model head, not model.head=",
-                o.model.head);
+    OPINE_CHECK(o.model.head == "auto" || o.model.head == "causal-lm",
+                "data.format=sft trains the language-model head, not model.head=", o.model.head);
     lo.head = models::HeadKind::kCausalLm;
   } else if (classes.empty()) {
     lo.head = models::HeadKind::kRegression;
@@ -50,18 +50,20 @@ models::LlamaConfig config_for(const models::ModelFile& file, const models::Load
 
 }  // namespace
 
-Trainable::Trainable(const OpineOptions& o, dist::Runtime& runtime, at::Device device, models::ModelFile& file,
-                     const std::vector<std::string>& classes, const models::Tokenizer& tokenizer)
+Trainable::Trainable(const OpineOptions& o, dist::Runtime& runtime, at::Device device,
+                     models::ModelFile& file, const std::vector<std::string>& classes,
+                     const models::Tokenizer& tokenizer)
     : method_(o.peft.method), device_(device) {
   OPINE_CHECK(o.model.adapter.empty(), "model.adapter=", o.model.adapter,
               ": training starts a new adapter (to continue a run, use --resume)");
   models::LoadOptions lo = training_load_options(o, classes);
   lo.device = device;
-  labels_ = *lo.head == models::HeadKind::kCausalLm    ? data::LabelKind::kCausalLm
+  labels_ = *lo.head == models::HeadKind::kCausalLm     ? data::LabelKind::kCausalLm
             : *lo.head == models::HeadKind::kRegression ? data::LabelKind::kRegression
                                                         : data::LabelKind::kClass;
   OPINE_CHECK(!(method_ == "none" && labels_ == data::LabelKind::kCausalLm),
-              "peft.method=none trains only a classification or regression head; data.format=sft needs lora or prompt_tuning");
+              "peft.method=none trains only a classification or regression head; data.format=sft needs lora "
+              "or prompt_tuning");
 
   // Once per node: the first rank loads; the others get a skeleton and their shard.
   dist::Communicator& node = runtime.node();
@@ -69,7 +71,8 @@ Trainable::Trainable(const OpineOptions& o, dist::Runtime& runtime, at::Device d
   if (loads) {
     model_ = std::make_unique<models::LlamaModel>(models::load_model(file, lo));
   } else {
-    model_ = std::make_unique<models::LlamaModel>(config_for(file, lo), lo.dtype, device, /*meta_layers=*/true);
+    model_ =
+        std::make_unique<models::LlamaModel>(config_for(file, lo), lo.dtype, device, /*meta_layers=*/true);
   }
   model_config_ = model_->config();
   if (o.model.quant != "none") {
@@ -81,7 +84,8 @@ Trainable::Trainable(const OpineOptions& o, dist::Runtime& runtime, at::Device d
   const bool sequence_head = labels_ != data::LabelKind::kCausalLm;
   if (method_ == "lora") {
     peft::LoraConfig config = o.peft.lora;
-    if (config.target_modules.empty() && config.target_modules_regex.empty()) config.target_modules = {"q_proj", "v_proj"};
+    if (config.target_modules.empty() && config.target_modules_regex.empty())
+      config.target_modules = {"q_proj", "v_proj"};
     config.task_type = sequence_head ? "SEQ_CLS" : "CAUSAL_LM";
     config.base_model_name_or_path = o.model.path;
     lora_ = std::make_unique<peft::LoraModel>(*model_, config, seed, /*initialize=*/loads);
@@ -91,12 +95,14 @@ Trainable::Trainable(const OpineOptions& o, dist::Runtime& runtime, at::Device d
     config.task_type = sequence_head ? "SEQ_CLS" : "CAUSAL_LM";
     config.base_model_name_or_path = o.model.path;
     prompt_ = std::make_unique<peft::PromptTuning>(*model_, config, seed);
-    if (config.prompt_tuning_init == "TEXT" && loads) prompt_->init_from_text(*model_, tokenizer, config.prompt_tuning_init_text);
+    if (config.prompt_tuning_init == "TEXT" && loads)
+      prompt_->init_from_text(*model_, tokenizer, config.prompt_tuning_init_text);
     peft::ParamGroup all{"all", 1.0, true, prompt_->named_trainable()};
     groups_ = {all};
   } else {
     model_->score = model_->score.detach().set_requires_grad(true);
-    groups_ = {peft::ParamGroup{"all", 1.0, true, {{std::string(peft::kBaseModelPrefix) + "score.weight", model_->score}}}};
+    groups_ = {peft::ParamGroup{
+        "all", 1.0, true, {{std::string(peft::kBaseModelPrefix) + "score.weight", model_->score}}}};
   }
 
   // Optimizer groups: the adapter's groups, each split by weight decay.
@@ -129,12 +135,13 @@ Trainable::Trainable(const OpineOptions& o, dist::Runtime& runtime, at::Device d
     units.push_back({"model.layers." + std::to_string(i), model_->layer_slots(i)});
   std::vector<TensorSlot> root = model_->root_slots();
   if (prompt_) root.push_back({"prompt_embeddings", &prompt_->embeddings()});
-  sharded_ = std::make_unique<dist::ShardedModel>(std::move(units), std::move(root), runtime.for_device(device),
-                                                  &node, o.train.shard, device, group_of);
+  sharded_ = std::make_unique<dist::ShardedModel>(
+      std::move(units), std::move(root), runtime.for_device(device), &node, o.train.shard, device, group_of);
   dist::ShardedModel* sharded = sharded_.get();
-  model_->set_layer_runner([sharded](int index, const at::Tensor& x, const models::LlamaModel::LayerFn& layer) {
-    return sharded->run(index, x, layer);
-  });
+  model_->set_layer_runner(
+      [sharded](int index, const at::Tensor& x, const models::LlamaModel::LayerFn& layer) {
+        return sharded->run(index, x, layer);
+      });
 }
 
 Trainable::~Trainable() = default;
@@ -186,7 +193,8 @@ LossSum Trainable::loss_sum(const data::Batch& b, const at::Tensor& class_weight
   return out;
 }
 
-std::pair<Predictions, LossSum> Trainable::predict(const data::Batch& b, const at::Tensor& class_weights) const {
+std::pair<Predictions, LossSum> Trainable::predict(const data::Batch& b,
+                                                   const at::Tensor& class_weights) const {
   at::NoGradGuard no_grad;
   Predictions p;
   LossSum loss;
@@ -238,13 +246,15 @@ void Trainable::save_adapter(const std::filesystem::path& dir, bool write) {
     } else {
       // The head alone: a LoRA-free adapter is not a PEFT type; keep it as safetensors.
       std::filesystem::create_directories(dir);
-      models::save_safetensors((dir / "head.safetensors").string(), {{"score.weight", model_->score.detach().cpu()}}, {});
+      models::save_safetensors((dir / "head.safetensors").string(),
+                               {{"score.weight", model_->score.detach().cpu()}}, {});
     }
   });
 }
 
 void Trainable::load_adapter_values(const std::filesystem::path& dir) {
-  const std::filesystem::path file = lora_ || prompt_ ? dir / "adapter_model.safetensors" : dir / "head.safetensors";
+  const std::filesystem::path file =
+      lora_ || prompt_ ? dir / "adapter_model.safetensors" : dir / "head.safetensors";
   const models::SafetensorsFile saved = models::SafetensorsFile::open(file.string());
   sharded_->with_full_trainables([&] {
     at::NoGradGuard no_grad;
@@ -253,8 +263,8 @@ void Trainable::load_adapter_values(const std::filesystem::path& dir) {
       const std::string key = method_ == "none" ? "score.weight" : name;
       OPINE_CHECK_FORMAT(saved.entries().count(key), file.string(), ": no tensor ", key, " to resume from");
       const at::Tensor value = saved.tensor(key);
-      OPINE_CHECK_FORMAT(value.sizes() == tensor.sizes(), file.string(), ": ", key, " has shape ", value.sizes(),
-                         ", the model needs ", tensor.sizes());
+      OPINE_CHECK_FORMAT(value.sizes() == tensor.sizes(), file.string(), ": ", key, " has shape ",
+                         value.sizes(), ", the model needs ", tensor.sizes());
       tensor.detach().copy_(value);
     }
   });
@@ -262,9 +272,12 @@ void Trainable::load_adapter_values(const std::filesystem::path& dir) {
 
 std::string Trainable::describe_trainable() const {
   std::ostringstream out;
-  if (lora_) out << lora_->count_parameters().to_string();
-  else if (prompt_) out << prompt_->count_parameters(*model_).to_string();
-  else out << "trainable params: " << model_->score.numel() << " (the head)";
+  if (lora_)
+    out << lora_->count_parameters().to_string();
+  else if (prompt_)
+    out << prompt_->count_parameters(*model_).to_string();
+  else
+    out << "trainable params: " << model_->score.numel() << " (the head)";
   out << "\n" << sharded_->describe();
   return out.str();
 }

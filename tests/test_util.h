@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <string>
 
+#include "core/error.h"
+
 namespace opine::test {
 
 // ../shared/data unless OPINE_DATA_ROOT says otherwise.
@@ -17,6 +19,17 @@ inline std::filesystem::path data_root() {
 inline std::filesystem::path reference_dir() {
   const char* env = std::getenv("OPINE_REFERENCE_DIR");
   return env && *env ? std::filesystem::path(env) : std::filesystem::path(OPINE_REFERENCE_DIR);
+}
+
+// The message of the opine::Error that `f` throws, or "(no error)".
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const opine::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 }  // namespace opine::test

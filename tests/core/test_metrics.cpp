@@ -23,15 +23,7 @@ void expect_close(double actual, double expected, const std::string& what) {
   EXPECT_NEAR(actual, expected, kTol * std::max(1.0, std::abs(expected))) << what;
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using opine::test::error_of;
 
 TEST(Metrics, ThreeClassByHand) {
   // confusion [[1,1,0],[0,2,0],[1,0,1]]; predicted counts 2, 3, 1.

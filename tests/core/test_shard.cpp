@@ -2,9 +2,8 @@
 // autograd gives on the same layers (the multi-rank equalities run under mpirun in
 // tests/launch/test_train.py). Double precision: the recomputed forward is the same arithmetic,
 // but the master copies of trainable tensors (and so their gradients) are float32: 1e-6 relative.
-#include <gtest/gtest.h>
-
 #include <ATen/core/grad_mode.h>
+#include <gtest/gtest.h>
 
 #include "core/shard.h"
 
@@ -61,7 +60,9 @@ void check_mode(const std::string& mode, bool checkpointing) {
   std::vector<ShardedModel::Unit> units;
   for (int i = 0; i < n; ++i)
     units.push_back({"layers." + std::to_string(i),
-                     {{"norm", &layers[i].norm}, {"weight", &layers[i].weight}, {"adapter", &layers[i].adapter},
+                     {{"norm", &layers[i].norm},
+                      {"weight", &layers[i].weight},
+                      {"adapter", &layers[i].adapter},
                       {"bias", &layers[i].bias}}});
   std::unique_ptr<Communicator> self = make_self_communicator();
   ShardOptions options;
@@ -69,7 +70,8 @@ void check_mode(const std::string& mode, bool checkpointing) {
   options.param_dtype = "f64";
   options.reduce_dtype = "f64";
   options.activation_checkpointing = checkpointing;
-  ShardedModel model(std::move(units), {}, *self, nullptr, options, at::kCPU, [](const std::string&) { return 0; });
+  ShardedModel model(std::move(units), {}, *self, nullptr, options, at::kCPU,
+                     [](const std::string&) { return 0; });
 
   at::Tensor y = x;
   for (int i = 0; i < n; ++i)

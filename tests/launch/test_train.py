@@ -222,5 +222,36 @@ class TrainMpi(unittest.TestCase):
         self.assertEqual(resumed, losses(self.tmp / "full_shard"))
 
 
+def have_cuda():
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+@unittest.skipUnless(have_cuda(), "no CUDA device")
+class TrainGpu(unittest.TestCase):
+    """One rank on CUDA (the NCCL back end, as every CUDA run uses it) logs the CPU run's losses
+    within 1e-4 relative (float32 kernels that differ in summation order over 6 steps)."""
+
+    def test_cuda_run_matches_cpu(self):
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix="opine-train-gpu-"))
+        try:
+            config = tmp / "train.yaml"
+            config.write_text(CONFIG.format(model=REF / "model", data=REF / "data", cache=tmp / "cache"))
+            runs = {}
+            for device in ("cpu", "cuda"):
+                p = opine("train", "--config", config, f"train.run_dir={tmp / device}", f"model.device={device}",
+                          "model.quant=nf4", "train.max_steps=6", "train.eval_every=3")
+                runs[device] = losses(tmp / device)
+                if device == "cuda":
+                    self.assertIn("nccl", p.stderr)
+            for step, loss in runs["cpu"].items():
+                self.assertLess(abs(runs["cuda"][step] - loss) / abs(loss), 1e-4, step)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -132,15 +132,7 @@ void expect_format_error(const std::vector<uint8_t>& bytes, const std::vector<st
     EXPECT_NE(msg.find(part), std::string::npos) << "want '" << part << "' in: " << msg;
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using opine::test::error_of;
 
 // ---- Valid files -------------------------------------------------------------------------
 

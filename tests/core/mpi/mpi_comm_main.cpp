@@ -143,6 +143,13 @@ void test_dtype(Communicator& c, at::ScalarType t) {
   mine.copy_(filled(t, rank, kPerRank));
   c.all_gather(mine, whole);
   same(whole, want, name(t, "all_gather in place"));
+  // Started, overlapped with a blocking collective, then waited for (layer prefetch does this).
+  at::Tensor pending = at::zeros({n}, at::TensorOptions().dtype(t));
+  const at::Tensor source = filled(t, rank, kPerRank);
+  std::unique_ptr<opine::dist::Work> work = c.all_gather_async(source, pending);
+  c.barrier();
+  work->wait();
+  same(pending, want, name(t, "all_gather_async"));
 
   // broadcast from the last rank (1 of 2), over a 2-D tensor.
   const int root = size - 1;
