@@ -146,6 +146,16 @@ class Train(unittest.TestCase):
             self.assertLess(evals[-1], (0.99 if name in ("prompt", "head") else 0.9) * evals[0], name)
             self.assertTrue((self.run_dir(name) / "final_metrics.json").exists())
 
+    def test_gradient_accumulation_equals_the_larger_batch(self):
+        # 2 micro-batches of 4 per step == batches of 8: the same examples, the same mean.
+        self.train("acc8", "train.max_steps=6", "train.eval_every=0")
+        self.train("acc4x2", "train.max_steps=6", "train.eval_every=0", "train.sampler.batch_size=4",
+                   "train.grad_accumulation=2")
+        want, got = losses(self.run_dir("acc8")), losses(self.run_dir("acc4x2"))
+        self.assertEqual(sorted(want), sorted(got))
+        for step in want:
+            self.assertLess(abs(got[step] - want[step]) / abs(want[step]), TOL, step)
+
     def test_early_stopping_and_class_weights(self):
         # With lr 0 nothing improves after the first evaluation: patience 2 stops at the third.
         self.train("stop", "train.optimizer.lr=0", "train.eval_every=1", "train.patience=2",
