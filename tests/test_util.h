@@ -1,6 +1,9 @@
 // Shared helpers for opine's tests: where the data root and the generated references live.
 #pragma once
 
+#include <gtest/gtest.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -31,6 +34,20 @@ std::string error_of(F&& f) {
   }
   return "(no error)";
 }
+
+// Gives each test a folder of its own, absent at the start and removed afterwards (ctest runs
+// tests as parallel processes): TMP/opine_<suite>_<test>_<pid>.
+class TempDirTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    const testing::TestInfo* info = testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::temp_directory_path() / ("opine_" + std::string(info->test_suite_name()) + "_" +
+                                                     info->name() + "_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::filesystem::path dir_;
+};
 
 }  // namespace opine::test
 

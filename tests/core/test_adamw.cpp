@@ -16,17 +16,12 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// A folder of its own for each test (ctest runs tests as parallel processes).
-class AdamWFiles : public testing::Test {
+class AdamWFiles : public test::TempDirTest {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("opine_adamw_" + std::string(testing::UnitTest::GetInstance()->current_test_info()->name()) +
-            "_" + std::to_string(::getpid()));
+    TempDirTest::SetUp();
     fs::create_directories(dir_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
 };
 
 at::Tensor leaf(const at::Tensor& t) { return t.detach().clone().set_requires_grad(true); }

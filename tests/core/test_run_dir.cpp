@@ -10,21 +10,15 @@
 
 #include "core/error.h"
 #include "core/run_dir.h"
+#include "test_util.h"
 
 namespace opine {
 namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-class RunDir : public testing::Test {
+class RunDir : public test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("opine_run_" + std::string(testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
-            std::to_string(::getpid()));
-    fs::remove_all(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   static std::string slurp(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     return std::string((std::istreambuf_iterator<char>(in)), {});
@@ -34,7 +28,6 @@ class RunDir : public testing::Test {
     for (const auto& e : fs::directory_iterator(dir)) out.insert(e.path().filename().string());
     return out;
   }
-  fs::path dir_;
 };
 
 TEST_F(RunDir, CreatesTheFolders) {

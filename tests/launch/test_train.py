@@ -71,7 +71,9 @@ def losses(run):
     return out
 
 
-class Train(unittest.TestCase):
+class TinyRuns(unittest.TestCase):
+    """A temporary folder with the tiny configuration, shared by a class's tests."""
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = pathlib.Path(tempfile.mkdtemp(prefix="opine-train-"))
@@ -82,6 +84,8 @@ class Train(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
+
+class Train(TinyRuns):
     def run_dir(self, name):
         return self.tmp / name
 
@@ -195,19 +199,9 @@ class Train(unittest.TestCase):
 
 
 @unittest.skipUnless(MPIEXEC, "no mpiexec")
-class TrainMpi(unittest.TestCase):
+class TrainMpi(TinyRuns):
     """mpirun -np 2 on CPU (MPI back end): every sharding mode equals one rank on the same global
     batch, for LoRA on a 4-bit base; a sharded 4-bit run resumes exactly."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = pathlib.Path(tempfile.mkdtemp(prefix="opine-train-mpi-"))
-        cls.config = cls.tmp / "train.yaml"
-        cls.config.write_text(CONFIG.format(model=REF / "model", data=REF / "data", cache=cls.tmp / "cache"))
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def train(self, name, *overrides, mpi=0, resume=False):
         args = ["train", "--config", self.config, f"train.run_dir={self.tmp / name}", "model.quant=nf4",
@@ -241,26 +235,20 @@ def have_cuda():
 
 
 @unittest.skipUnless(have_cuda(), "no CUDA device")
-class TrainGpu(unittest.TestCase):
+class TrainGpu(TinyRuns):
     """One rank on CUDA (the NCCL back end, as every CUDA run uses it) logs the CPU run's losses
     within 1e-4 relative (float32 kernels that differ in summation order over 6 steps)."""
 
     def test_cuda_run_matches_cpu(self):
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix="opine-train-gpu-"))
-        try:
-            config = tmp / "train.yaml"
-            config.write_text(CONFIG.format(model=REF / "model", data=REF / "data", cache=tmp / "cache"))
-            runs = {}
-            for device in ("cpu", "cuda"):
-                p = opine("train", "--config", config, f"train.run_dir={tmp / device}", f"model.device={device}",
-                          "model.quant=nf4", "train.max_steps=6", "train.eval_every=3")
-                runs[device] = losses(tmp / device)
-                if device == "cuda":
-                    self.assertIn("nccl", p.stderr)
-            for step, loss in runs["cpu"].items():
-                self.assertLess(abs(runs["cuda"][step] - loss) / abs(loss), 1e-4, step)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        runs = {}
+        for device in ("cpu", "cuda"):
+            p = opine("train", "--config", self.config, f"train.run_dir={self.tmp / device}", f"model.device={device}",
+                      "model.quant=nf4", "train.max_steps=6", "train.eval_every=3")
+            runs[device] = losses(self.tmp / device)
+            if device == "cuda":
+                self.assertIn("nccl", p.stderr)
+        for step, loss in runs["cpu"].items():
+            self.assertLess(abs(runs["cuda"][step] - loss) / abs(loss), 1e-4, step)
 
 
 if __name__ == "__main__":
