@@ -88,9 +88,15 @@ int run_eval(const std::vector<std::string>& argv) {
   models::ModelFile file = models::open_model_file(o.model.path);
   Trainable model(o, *runtime, device, file, prepared.cache.classes, *tokenizer);
   model.load_adapter_values(*adapter);
+  // The loss weighs classes as the run's did, so it equals the run's evaluations.
+  const at::Tensor weights =
+      model.label_kind() == data::LabelKind::kClass && prepared.cache.splits.count("train")
+          ? class_weights_for(o.train.class_weights, prepared.cache.splits.at("train"),
+                              prepared.cache.classes.size())
+          : at::Tensor();
   const nlohmann::json report =
       evaluate(model, prepared.cache.splits.at(split), prepared.cache.classes, collate_options(o, *tokenizer),
-               o.train.eval_batch_size, {}, runtime->for_device(device));
+               o.train.eval_batch_size, weights, runtime->for_device(device));
   if (runtime->rank() == 0)
     std::cout << nlohmann::json{{"split", split}, {"eval", report}}.dump(2) << std::endl;
   return 0;

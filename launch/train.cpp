@@ -55,18 +55,6 @@ double all_sum(dist::Communicator& cpu, double value) {
   return t.item<double>();
 }
 
-// sklearn's compute_class_weight("balanced"): n / (classes * count of the class).
-at::Tensor class_weights_for(const std::string& mode, const data::CachedSplit& train, size_t classes) {
-  if (mode == "none" || classes == 0) return {};
-  std::vector<double> count(classes, 0.0);
-  for (size_t i = 0; i < train.size(); ++i)
-    if (train.labels[i] >= 0 && train.labels[i] < static_cast<int>(classes)) count[train.labels[i]] += 1;
-  at::Tensor w = at::empty({static_cast<int64_t>(classes)}, at::kFloat);
-  for (size_t c = 0; c < classes; ++c)
-    w[c] = count[c] > 0 ? double(train.size()) / (double(classes) * count[c]) : 0.0;
-  return w;
-}
-
 std::vector<std::string> gather_hosts(dist::Communicator& cpu, const std::string& host) {
   constexpr int64_t kWidth = 256;
   at::Tensor mine = at::zeros({kWidth}, at::kByte);
@@ -118,6 +106,17 @@ std::string rank_file(const std::string& stem, int rank, const std::string& ext)
 }
 
 }  // namespace
+
+at::Tensor class_weights_for(const std::string& mode, const data::CachedSplit& train, size_t classes) {
+  if (mode == "none" || classes == 0) return {};
+  std::vector<double> count(classes, 0.0);
+  for (size_t i = 0; i < train.size(); ++i)
+    if (train.labels[i] >= 0 && train.labels[i] < static_cast<int>(classes)) count[train.labels[i]] += 1;
+  at::Tensor w = at::empty({static_cast<int64_t>(classes)}, at::kFloat);
+  for (size_t c = 0; c < classes; ++c)
+    w[c] = count[c] > 0 ? double(train.size()) / (double(classes) * count[c]) : 0.0;
+  return w;
+}
 
 data::CollateOptions collate_options(const OpineOptions& o, const models::Tokenizer& tokenizer) {
   data::CollateOptions c;

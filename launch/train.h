@@ -38,6 +38,10 @@ nlohmann::json evaluate(Trainable& model, const data::CachedSplit& split,
 // The collation a run uses: the tokenizer's padding id, right padding, data.max_length.
 data::CollateOptions collate_options(const OpineOptions& options, const models::Tokenizer& tokenizer);
 
+// The loss's class weights: none (undefined), or balanced as scikit-learn's
+// compute_class_weight("balanced"): n / (classes * count of the class) over the train split.
+at::Tensor class_weights_for(const std::string& mode, const data::CachedSplit& train, size_t classes);
+
 // The metric a run ranks checkpoints by (train.metric, "auto" resolved for the label kind).
 std::string resolve_metric(const std::string& metric, data::LabelKind kind);
 

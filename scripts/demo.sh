@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # opine's main job: fine-tune a LoRA stance classifier (TweetEval abortion, against / favor) on the
 # shipped SmolLM2-135M-Instruct on the CPU, evaluate it on the validation split and print the
-# metrics. Sets up what is missing and builds first. About 25 minutes on 2 cores (5 epochs).
+# metrics. Sets up what is missing and builds first. About 10 minutes on 2 cores (5 epochs).
 #   scripts/demo.sh [key=value ...]        e.g. train.epochs=2, or a config of experiments/
 # Run again, it continues (or just re-reports) the same run: runs/demo-abortion-binary-lora.
 set -euo pipefail

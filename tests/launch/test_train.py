@@ -97,7 +97,7 @@ class Train(TinyRuns):
         return json.loads(p.stdout[p.stdout.index("{"):]) if "{" in p.stdout else None
 
     def test_run_folder_learning_and_reload(self):
-        out = self.train("basic", "train.epochs=4")
+        out = self.train("basic", "train.epochs=4", "train.class_weights=balanced")
         run = self.run_dir("basic")
         for f in ("config.yaml", "manifest.json", "metrics.jsonl", "final_metrics.json",
                   "adapter/adapter_config.json", "adapter/adapter_model.safetensors"):
