@@ -3,14 +3,12 @@
 #include <c10/core/GradMode.h>
 
 #include <cmath>
-#include <cstring>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/safetensors.h"
 
 namespace opine {
 namespace fs = std::filesystem;
@@ -20,36 +18,6 @@ namespace {
 
 constexpr const char* kFormat = "opine.adamw";
 constexpr const char* kVersion = "1";
-
-std::string dtype_name(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat:
-      return "F32";
-    case at::kDouble:
-      return "F64";
-    case at::kHalf:
-      return "F16";
-    case at::kBFloat16:
-      return "BF16";
-    case at::kLong:
-      return "I64";
-    default:
-      OPINE_ASSERT(false, "no safetensors name for ", c10::toString(t));
-  }
-  return "";
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
-// One tensor of a state file: its name and the tensor that holds (or receives) its values.
-struct Entry {
-  std::string name;
-  at::Tensor tensor;
-};
 
 }  // namespace
 
@@ -132,138 +100,71 @@ int64_t AdamW::state_bytes() const {
 }
 
 void AdamW::save(const fs::path& file) const {
-  std::vector<Entry> entries;
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     for (size_t i = 0; i < states_[gi].size(); ++i) {
       const State& s = states_[gi][i];
       const std::string prefix = groups_[gi].name + "." + std::to_string(i) + ".";
-      entries.push_back({prefix + "exp_avg", s.exp_avg});
-      entries.push_back({prefix + "exp_avg_sq", s.exp_avg_sq});
-      entries.push_back({prefix + "step", at::scalar_tensor(s.step, at::kLong)});
+      tensors.emplace_back(prefix + "exp_avg", s.exp_avg);
+      tensors.emplace_back(prefix + "exp_avg_sq", s.exp_avg_sq);
+      tensors.emplace_back(prefix + "step", at::scalar_tensor(s.step, at::kLong));
     }
   }
-  json header = json::object();
-  header["__metadata__"] = {{"format", kFormat}, {"version", kVersion}, {"steps", std::to_string(steps_)}};
-  int64_t offset = 0;
-  for (const Entry& e : entries) {
-    const int64_t n = static_cast<int64_t>(e.tensor.nbytes());
-    header[e.name] = {{"dtype", dtype_name(e.tensor.scalar_type())},
-                      {"shape", e.tensor.sizes().vec()},
-                      {"data_offsets", {offset, offset + n}}};
-    offset += n;
-  }
-  std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');  // safetensors pads the header to 8 bytes
-  write_file_atomic(file, [&](std::ostream& out) {
-    const uint64_t size = text.size();  // little-endian, as on every machine opine runs on
-    out.write(reinterpret_cast<const char*>(&size), sizeof size);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const Entry& e : entries) {
-      const at::Tensor t = e.tensor.cpu().contiguous();
-      out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
-    }
-  });
+  save_safetensors(file.string(), tensors,
+                   {{"format", kFormat}, {"version", kVersion}, {"steps", std::to_string(steps_)}});
 }
 
 void AdamW::load(const fs::path& file) {
   const std::string where = "optimizer state " + file.string();
-  std::ifstream in(file, std::ios::binary);
-  OPINE_CHECK_KIND(in.good(), ErrorKind::kIo, "cannot open ", where);
-  std::error_code ec;
-  const uint64_t file_size = fs::file_size(file, ec);
-  OPINE_CHECK_KIND(!ec, ErrorKind::kIo, "cannot read ", where, ": ", ec.message());
-  uint64_t header_size = 0;
-  in.read(reinterpret_cast<char*>(&header_size), sizeof header_size);
-  OPINE_CHECK_FORMAT(in.good() && header_size <= file_size - 8, where,
-                     ": not a safetensors file (bad header length)");
-  std::string text(header_size, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(header_size));
-  OPINE_CHECK_FORMAT(in.good(), where, ": truncated header");
-  json header;
-  try {
-    header = json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(ErrorKind::kFormat, where + ": header is not JSON: " + e.what());
-  }
-  OPINE_CHECK_FORMAT(header.is_object(), where, ": header is not a JSON object");
-  const json meta = header.value("__metadata__", json::object());
-  OPINE_CHECK_FORMAT(meta.is_object() && meta.value("format", "") == kFormat, where,
+  OPINE_CHECK_KIND(fs::exists(file), ErrorKind::kIo, "cannot open ", where);
+  const SafetensorsFile f = SafetensorsFile::open(file.string());
+  const std::map<std::string, std::string>& meta = f.metadata();
+  auto meta_value = [&](const char* key) { return meta.count(key) ? meta.at(key) : std::string(); };
+  OPINE_CHECK_FORMAT(meta_value("format") == kFormat, where,
                      " is not an opine AdamW state (metadata format is not ", kFormat, ")");
-  OPINE_CHECK_FORMAT(meta.value("version", "") == kVersion, where, ": state version ",
-                     meta.value("version", "?"), ", this opine reads ", kVersion);
+  OPINE_CHECK_FORMAT(meta_value("version") == kVersion, where, ": state version ", meta_value("version"),
+                     ", this opine reads ", kVersion);
   int64_t steps = 0;
   try {
-    steps = std::stoll(meta.value("steps", ""));
+    steps = std::stoll(meta_value("steps"));
   } catch (const std::exception&) {
     OPINE_CHECK_FORMAT(false, where, ": metadata 'steps' is not a number");
   }
 
-  // Every tensor checked (present, dtype, shape, bytes inside the file) before any is read, so
-  // a mismatch leaves the optimizer as it was.
-  struct Planned {
-    std::string name;
-    at::Tensor target;  // the state (or step) tensor the bytes go to
-    int64_t begin = 0;
-  };
-  std::vector<Planned> plan;
+  // Every tensor checked (present, dtype, shape) before any is copied, so a mismatch leaves the
+  // optimizer as it was.
+  std::vector<std::pair<at::Tensor, at::Tensor>> plan;  // (target, stored)
   std::vector<std::vector<at::Tensor>> step_values(groups_.size());
-  const uint64_t data_start = 8 + header_size;
+  std::set<std::string> known;
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     for (size_t i = 0; i < states_[gi].size(); ++i) {
       const std::string prefix = groups_[gi].name + "." + std::to_string(i) + ".";
       const at::Tensor& p = groups_[gi].params[i];
       at::Tensor step = at::zeros({}, at::kLong);
       step_values[gi].push_back(step);
-      const std::vector<Entry> wanted = {{prefix + "exp_avg", states_[gi][i].exp_avg},
-                                         {prefix + "exp_avg_sq", states_[gi][i].exp_avg_sq},
-                                         {prefix + "step", step}};
-      for (const Entry& w : wanted) {
-        const std::string want_dtype = dtype_name(w.tensor.scalar_type());
-        const std::vector<int64_t> want_shape = w.tensor.sizes().vec();
-        OPINE_CHECK(header.contains(w.name), where, " has no tensor '", w.name, "' (parameter ", i,
+      const std::pair<std::string, at::Tensor> wanted[] = {{prefix + "exp_avg", states_[gi][i].exp_avg},
+                                                           {prefix + "exp_avg_sq", states_[gi][i].exp_avg_sq},
+                                                           {prefix + "step", step}};
+      for (const auto& [name, target] : wanted) {
+        known.insert(name);
+        OPINE_CHECK(f.entries().count(name), where, " has no tensor '", name, "' (parameter ", i,
                     " of group '", groups_[gi].name, "', shape ", shape_text(p.sizes().vec()),
                     "): was it saved for other parameters?");
-        const json& h = header[w.name];
-        OPINE_CHECK_FORMAT(
-            h.is_object() && h.contains("dtype") && h.contains("shape") && h.contains("data_offsets"), where,
-            ": malformed entry for '", w.name, "'");
-        const std::string dtype = h["dtype"].get<std::string>();
-        const std::vector<int64_t> shape = h["shape"].get<std::vector<int64_t>>();
-        OPINE_CHECK(dtype == want_dtype, where, ": tensor '", w.name, "' is ", dtype,
-                    ", the parameter needs ", want_dtype);
-        OPINE_CHECK(shape == want_shape, where, ": tensor '", w.name, "' has shape ", shape_text(shape),
-                    ", the parameter needs ", shape_text(want_shape));
-        const std::vector<uint64_t> offsets = h["data_offsets"].get<std::vector<uint64_t>>();
-        OPINE_CHECK_FORMAT(offsets.size() == 2 && offsets[1] >= offsets[0] &&
-                               offsets[1] - offsets[0] == static_cast<uint64_t>(w.tensor.nbytes()) &&
-                               data_start + offsets[1] <= file_size,
-                           where, ": tensor '", w.name, "' lies outside the file (truncated?)");
-        plan.push_back({w.name, w.tensor, static_cast<int64_t>(data_start + offsets[0])});
+        const SafetensorsFile::Entry& e = f.entries().at(name);
+        OPINE_CHECK(e.dtype == target.scalar_type(), where, ": tensor '", name, "' is ", e.dtype_name,
+                    ", the parameter needs ", safetensors_dtype_name(target.scalar_type()));
+        OPINE_CHECK(e.shape == target.sizes().vec(), where, ": tensor '", name, "' has shape ",
+                    shape_text(e.shape), ", the parameter needs ", shape_text(target.sizes().vec()));
+        plan.emplace_back(target, f.tensor(name));
       }
     }
   }
-  const size_t expected = plan.size() + 1;  // + __metadata__
-  if (header.size() != expected) {
-    std::set<std::string> known;
-    for (const Planned& pl : plan) known.insert(pl.name);
-    for (const auto& [name, value] : header.items()) {
-      OPINE_CHECK(name == "__metadata__" || known.count(name), where, " holds tensor '", name,
-                  "', which no parameter of this optimizer has: was it saved for other parameters?");
-    }
-  }
+  for (const auto& [name, entry] : f.entries())
+    OPINE_CHECK(known.count(name), where, " holds tensor '", name,
+                "', which no parameter of this optimizer has: was it saved for other parameters?");
 
-  // Read each tensor into CPU memory and copy it into place (on the parameter's device).
-  std::vector<at::Tensor> loaded;
-  loaded.reserve(plan.size());
-  for (const Planned& pl : plan) {
-    at::Tensor t = at::empty(pl.target.sizes(), pl.target.options().device(at::kCPU));
-    in.seekg(pl.begin);
-    in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
-    OPINE_CHECK_KIND(in.good(), ErrorKind::kIo, "cannot read '", pl.name, "' from ", where);
-    loaded.push_back(t);
-  }
   c10::NoGradGuard no_grad;
-  for (size_t k = 0; k < plan.size(); ++k) plan[k].target.copy_(loaded[k]);
+  for (auto& [target, stored] : plan) target.copy_(stored);
   for (size_t gi = 0; gi < groups_.size(); ++gi)
     for (size_t i = 0; i < states_[gi].size(); ++i) states_[gi][i].step = step_values[gi][i].item<int64_t>();
   steps_ = steps;

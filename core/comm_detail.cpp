@@ -1,6 +1,8 @@
 // Error reporting and argument checks shared by the communicators (see comm_detail.h).
 #include "core/comm_detail.h"
 
+#include "core/host.h"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -22,12 +24,6 @@ std::string short_file(const char* file) {
 }
 
 }  // namespace
-
-std::string host_name() {
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) return "?";
-  return host;
-}
 
 int process_rank() {
   if (const int r = g_rank.load(); r >= 0) return r;

@@ -8,8 +8,6 @@
 
 namespace opine::dist::detail {
 
-std::string host_name();
-
 // This process's rank for messages: what the Runtime learned from MPI once it started, before
 // that the launcher's variable, else 0.
 int process_rank();

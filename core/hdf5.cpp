@@ -1,5 +1,7 @@
 #include "core/hdf5.h"
 
+#include "core/host.h"
+
 #include <unistd.h>
 
 #include <cstdlib>
@@ -33,9 +35,7 @@ std::string process_description() {
       rank = v;
       break;
     }
-  char host[256] = "?";
-  gethostname(host, sizeof host - 1);
-  return "rank " + rank + " on " + host;
+  return "rank " + rank + " on " + host_name();
 }
 
 void quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/host.h"
 #include "core/log.h"
 #include "core/git_commit.h"  // generated at build time (cmake/git_commit.cmake)
 #include "core/version.h"
@@ -29,11 +30,6 @@ constexpr const char* kComplete = "COMPLETE";
 constexpr const char* kBestFile = "best.json";
 constexpr const char* kTmpSuffix = ".tmp";
 
-std::string host_name() {
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0 || !host[0]) return "unknown";
-  return host;
-}
 
 std::string utc_now() {
   const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());

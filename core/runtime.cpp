@@ -14,6 +14,7 @@
 #include "core/comm_detail.h"
 #include "core/comm_nccl.h"
 #include "core/error.h"
+#include "core/host.h"
 #include "core/log.h"
 
 #if OPINE_HAVE_MPI
@@ -82,7 +83,7 @@ std::optional<int> slurm_tasks_on_node(int node) {
 
 RuntimeInfo info_from_environment() {
   RuntimeInfo info;
-  info.host = detail::host_name();
+  info.host = host_name();
   std::optional<int> rank, size, local_rank, local_size, node, nodes;
   // Open MPI first: its mpirun inside a Slurm allocation leaves Slurm's variables around too.
   if ((rank = first_int({"OMPI_COMM_WORLD_RANK"}))) {

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/host.h"
 
 namespace opine {
 namespace fs = std::filesystem;
@@ -125,11 +126,6 @@ std::string session_start_event(double wall_time, int64_t step) {
 namespace {
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-std::string host_name() {
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) != 0 || !host[0]) return "localhost";
-  return host;
 }
 }  // namespace
 

@@ -34,21 +34,6 @@ using nlohmann::json;
 
 namespace {
 
-// What a batch's loss is a sum over (Trainable::loss_sum's count), known before the forward.
-double loss_count(const data::Batch& b, data::LabelKind kind, const at::Tensor& class_weights) {
-  switch (kind) {
-    case data::LabelKind::kClass:
-      return class_weights.defined() ? class_weights.index_select(0, b.labels.cpu()).sum().item<double>()
-                                     : double(b.rows());
-    case data::LabelKind::kRegression:
-      return double(b.rows());
-    case data::LabelKind::kCausalLm:
-      return double(
-          b.labels.narrow(1, 1, b.labels.size(1) - 1).ne(models::kIgnoreIndex).sum().item<int64_t>());
-  }
-  return 0;
-}
-
 double all_sum(dist::Communicator& cpu, double value) {
   at::Tensor t = at::full({1}, value, at::kDouble);
   cpu.all_reduce(t, dist::ReduceOp::kSum);
@@ -164,15 +149,16 @@ json evaluate(Trainable& model, const data::CachedSplit& split, const std::vecto
     loss_sum += loss.sum.item<double>();
     loss_count += loss.count;
     indices.insert(indices.end(), idx.begin(), idx.end());
+    // One copy per batch into the host vectors (no per-element tensor access).
     if (model.label_kind() == data::LabelKind::kClass) {
-      for (int64_t r = 0; r < pred.classes.size(0); ++r) {
-        values.push_back(double(pred.classes[r].item<int64_t>()));
-        for (int64_t c = 0; c < num_classes; ++c)
-          probabilities.push_back(pred.probabilities[r][c].item<float>());
-      }
+      const at::Tensor classes = pred.classes.to(at::kDouble).contiguous();
+      const at::Tensor probs = pred.probabilities.contiguous();
+      values.insert(values.end(), classes.data_ptr<double>(), classes.data_ptr<double>() + classes.numel());
+      probabilities.insert(probabilities.end(), probs.data_ptr<float>(),
+                           probs.data_ptr<float>() + probs.numel());
     } else if (model.label_kind() == data::LabelKind::kRegression) {
-      for (int64_t r = 0; r < pred.scores.size(0); ++r)
-        values.push_back(double(pred.scores[r].item<float>()));
+      const at::Tensor scores = pred.scores.to(at::kDouble).contiguous();
+      values.insert(values.end(), scores.data_ptr<double>(), scores.data_ptr<double>() + scores.numel());
     }
   }
   // Every rank's predictions to every rank (the same count on each: the sampler pads).
@@ -197,19 +183,20 @@ json evaluate(Trainable& model, const data::CachedSplit& split, const std::vecto
     std::vector<int> truth, predicted;
     std::vector<double> truth_v, predicted_v;
     std::vector<std::vector<double>> probs;
+    const int64_t* idx = all_idx.data_ptr<int64_t>();
+    const double* val = all_val.data_ptr<double>();
     for (int64_t k = 0; k < all_idx.numel(); ++k) {
-      const int64_t i = all_idx[k].item<int64_t>();
+      const int64_t i = idx[k];
       if (seen[i]) continue;
       seen[i] = 1;
       if (model.label_kind() == data::LabelKind::kClass) {
         truth.push_back(split.labels[i]);
-        predicted.push_back(static_cast<int>(all_val[k].item<double>()));
-        std::vector<double> p(num_classes);
-        for (int64_t c = 0; c < num_classes; ++c) p[c] = all_prob[k * num_classes + c].item<float>();
-        probs.push_back(std::move(p));
+        predicted.push_back(static_cast<int>(val[k]));
+        const float* p = all_prob.data_ptr<float>() + k * num_classes;
+        probs.emplace_back(p, p + num_classes);
       } else {
         truth_v.push_back(split.targets[i]);
-        predicted_v.push_back(all_val[k].item<double>());
+        predicted_v.push_back(val[k]);
       }
     }
     report = model.label_kind() == data::LabelKind::kClass

@@ -162,34 +162,45 @@ at::Tensor Trainable::lm_logits(const data::Batch& b) const {
   return model_->lm_logits(model_->forward(ids, mask).hidden);
 }
 
-LossSum Trainable::loss_sum(const data::Batch& b, const at::Tensor& class_weights) const {
-  LossSum out;
-  switch (labels_) {
-    case data::LabelKind::kClass: {
-      const at::Tensor logits = sequence_output(b).to(at::kFloat);
-      const at::Tensor labels = b.labels.to(device_);
-      const at::Tensor w = class_weights.defined() ? class_weights.to(device_) : at::Tensor();
-      out.sum = at::cross_entropy_loss(logits, labels, w, at::Reduction::Sum);
-      out.count = w.defined() ? w.index_select(0, labels).sum().item<double>() : double(labels.size(0));
-      break;
-    }
-    case data::LabelKind::kRegression: {
-      const at::Tensor scores = sequence_output(b).to(at::kFloat).squeeze(-1);
-      out.sum = (scores - b.labels.to(device_, at::kFloat)).pow(2).sum();
-      out.count = double(scores.size(0));
-      break;
-    }
-    case data::LabelKind::kCausalLm: {
-      const at::Tensor logits = lm_logits(b);
-      const int64_t vocab = logits.size(-1);
-      // Position t predicts token t + 1, as transformers' causal-LM loss shifts.
-      const at::Tensor shifted = logits.narrow(1, 0, logits.size(1) - 1).reshape({-1, vocab}).to(at::kFloat);
-      const at::Tensor target = b.labels.to(device_).narrow(1, 1, b.labels.size(1) - 1).reshape({-1});
-      out.sum = at::cross_entropy_loss(shifted, target, {}, at::Reduction::Sum, models::kIgnoreIndex);
-      out.count = double(target.ne(models::kIgnoreIndex).sum().item<int64_t>());
-      break;
-    }
+double loss_count(const data::Batch& b, data::LabelKind kind, const at::Tensor& class_weights) {
+  switch (kind) {
+    case data::LabelKind::kClass:
+      return class_weights.defined()
+                 ? class_weights.cpu().index_select(0, b.labels.cpu()).sum().item<double>()
+                 : double(b.rows());
+    case data::LabelKind::kRegression:
+      return double(b.rows());
+    case data::LabelKind::kCausalLm:
+      return double(
+          b.labels.narrow(1, 1, b.labels.size(1) - 1).ne(models::kIgnoreIndex).sum().item<int64_t>());
   }
+  return 0;
+}
+
+LossSum Trainable::sequence_loss(const at::Tensor& out, const data::Batch& b,
+                                 const at::Tensor& class_weights) const {
+  LossSum loss;
+  loss.count = loss_count(b, labels_, class_weights);
+  if (labels_ == data::LabelKind::kClass) {
+    const at::Tensor w = class_weights.defined() ? class_weights.to(device_) : at::Tensor();
+    loss.sum = at::cross_entropy_loss(out, b.labels.to(device_), w, at::Reduction::Sum);
+  } else {
+    loss.sum = (out.squeeze(-1) - b.labels.to(device_, at::kFloat)).pow(2).sum();
+  }
+  return loss;
+}
+
+LossSum Trainable::loss_sum(const data::Batch& b, const at::Tensor& class_weights) const {
+  if (labels_ != data::LabelKind::kCausalLm)
+    return sequence_loss(sequence_output(b).to(at::kFloat), b, class_weights);
+  const at::Tensor logits = lm_logits(b);
+  const int64_t vocab = logits.size(-1);
+  // Position t predicts token t + 1, as transformers' causal-LM loss shifts.
+  const at::Tensor shifted = logits.narrow(1, 0, logits.size(1) - 1).reshape({-1, vocab}).to(at::kFloat);
+  const at::Tensor target = b.labels.to(device_).narrow(1, 1, b.labels.size(1) - 1).reshape({-1});
+  LossSum out;
+  out.sum = at::cross_entropy_loss(shifted, target, {}, at::Reduction::Sum, models::kIgnoreIndex);
+  out.count = loss_count(b, labels_, class_weights);
   return out;
 }
 
@@ -197,22 +208,15 @@ std::pair<Predictions, LossSum> Trainable::predict(const data::Batch& b,
                                                    const at::Tensor& class_weights) const {
   at::NoGradGuard no_grad;
   Predictions p;
-  LossSum loss;
   if (labels_ == data::LabelKind::kCausalLm) return {p, loss_sum(b, class_weights)};
   const at::Tensor out = sequence_output(b).to(at::kFloat);
   if (labels_ == data::LabelKind::kClass) {
     p.probabilities = at::softmax(out, -1).cpu();
     p.classes = out.argmax(-1).cpu();
-    const at::Tensor labels = b.labels.to(device_);
-    const at::Tensor w = class_weights.defined() ? class_weights.to(device_) : at::Tensor();
-    loss.sum = at::cross_entropy_loss(out, labels, w, at::Reduction::Sum);
-    loss.count = w.defined() ? w.index_select(0, labels).sum().item<double>() : double(labels.size(0));
   } else {
     p.scores = out.squeeze(-1).cpu();
-    loss.sum = (out.squeeze(-1) - b.labels.to(device_, at::kFloat)).pow(2).sum();
-    loss.count = double(out.size(0));
   }
-  return {p, loss};
+  return {p, sequence_loss(out, b, class_weights)};
 }
 
 std::vector<OptimGroup> Trainable::optimizer_groups() const {

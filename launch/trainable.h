@@ -33,6 +33,10 @@ struct LossSum {
   double count = 0;
 };
 
+// What a batch's loss is a sum over: examples, their class weights, or answer tokens. Known
+// before the forward, so a step's global count can be reduced first.
+double loss_count(const data::Batch& batch, data::LabelKind kind, const at::Tensor& class_weights);
+
 // What the model predicted for a batch: a class and its probabilities, or a score.
 struct Predictions {
   at::Tensor classes;        // [B] int64 (classification)
@@ -71,6 +75,9 @@ class Trainable {
  private:
   at::Tensor sequence_output(const data::Batch& batch) const;  // [B, C]
   at::Tensor lm_logits(const data::Batch& batch) const;        // [B, T, V], position t after token t
+  // Classification / regression loss of the head's output [B, C].
+  LossSum sequence_loss(const at::Tensor& out, const data::Batch& batch,
+                        const at::Tensor& class_weights) const;
   std::vector<std::pair<std::string, at::Tensor>> named_trainable() const;
 
   std::string method_;

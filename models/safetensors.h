@@ -7,35 +7,14 @@
 #include <string>
 #include <vector>
 
-#include "core/mapped_file.h"
+#include "core/safetensors.h"
 #include "models/weights.h"
 
 namespace opine::models {
 
-class SafetensorsFile {
- public:
-  // Parses and checks the header: dtypes known, every data range inside the file and of the size
-  // its shape implies. A corrupt or truncated file is an opine::Error naming it.
-  static SafetensorsFile open(const std::string& path);
-
-  struct Entry {
-    at::ScalarType dtype;
-    std::string dtype_name;
-    std::vector<int64_t> shape;
-    size_t begin = 0, end = 0;  // byte range within the data section
-  };
-  const std::map<std::string, Entry>& entries() const { return entries_; }
-  const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  const std::string& path() const { return file_->path(); }
-  // A CPU tensor viewing the mapped bytes; it keeps the mapping alive.
-  at::Tensor tensor(const std::string& name) const;
-
- private:
-  std::shared_ptr<MappedFile> file_;
-  size_t data_offset_ = 0;
-  std::map<std::string, Entry> entries_;
-  std::map<std::string, std::string> metadata_;
-};
+// The file reader and writer live in core/ (optimizer states use them too).
+using opine::SafetensorsFile;
+using opine::save_safetensors;
 
 // All tensors of a Hugging Face model folder: model.safetensors or the shards named by
 // model.safetensors.index.json (a name listed there but absent from its shard is an error).
@@ -55,9 +34,5 @@ class SafetensorsSource : public TensorSource {
   std::map<std::string, size_t> owner_;  // tensor name -> index into files_
   std::string description_;
 };
-
-// Writes tensors to a safetensors file atomically (temp file + rename), for tests and adapters.
-void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace opine::models

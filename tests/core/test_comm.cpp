@@ -13,6 +13,7 @@
 #include "core/comm.h"
 #include "core/comm_detail.h"
 #include "core/error.h"
+#include "core/host.h"
 #include "core/runtime.h"
 #if OPINE_HAVE_MPI
 #include "core/comm_mpi.h"
@@ -124,7 +125,7 @@ TEST(SelfComm, BroadcastAndBarrierDoNothing) {
     FAIL() << "root 1 of one rank accepted";
   } catch (const Error& e) {
     EXPECT_TRUE(contains(e.what(), "root 1")) << e.what();
-    EXPECT_TRUE(contains(e.what(), "on host " + detail::host_name())) << e.what();
+    EXPECT_TRUE(contains(e.what(), "on host " + opine::host_name())) << e.what();
   }
   at::Tensor strided = at::zeros({4, 4}).t();
   EXPECT_THROW(comm->all_reduce(strided), Error);
@@ -140,7 +141,7 @@ TEST(CommLauncherEnv, NoneIsOneProcess) {
   EXPECT_EQ(info.world_size, 1);
   EXPECT_EQ(info.local_rank, 0);
   EXPECT_EQ(info.local_size, 1);
-  EXPECT_EQ(info.host, detail::host_name());
+  EXPECT_EQ(info.host, opine::host_name());
 }
 
 TEST(CommLauncherEnv, OpenMpi) {
@@ -239,7 +240,7 @@ TEST(CommRuntime, WithoutLauncherIsOneProcess) {
     EXPECT_THROW(rt->bind_device("cuda"), Error);
   }
   const std::string line = rt->describe();
-  EXPECT_TRUE(contains(line, "rank 0/1 (local 0/1) on host " + detail::host_name())) << line;
+  EXPECT_TRUE(contains(line, "rank 0/1 (local 0/1) on host " + opine::host_name())) << line;
   EXPECT_TRUE(contains(line, "launcher none, backend self")) << line;
 }
 
@@ -275,7 +276,7 @@ TEST(CommErrors, NameFileLineRankHostAndMessage) {
                               "MPI_Bcast(p, n, type, 9, comm)", "MPI_ERR_ROOT: invalid root");
   detail::set_process_rank(-1);
   EXPECT_EQ(text, "MPI call MPI_Bcast(p, n, type, 9, comm) failed at core/comm_mpi.cpp:88 on rank 3 (host " +
-                      detail::host_name() + "): MPI_ERR_ROOT: invalid root");
+                      opine::host_name() + "): MPI_ERR_ROOT: invalid root");
   try {
     detail::throw_failure("NCCL", __FILE__, __LINE__, "ncclAllReduce(...)", "unhandled system error");
     FAIL() << "no throw";
@@ -289,7 +290,7 @@ TEST(CommErrors, NameFileLineRankHostAndMessage) {
 
 TEST(CommErrors, RankComesFromTheLauncherBeforeMpi) {
   ScopedEnv env(Vars{{"SLURM_PROCID", "7"}, {"SLURM_NTASKS", "8"}});
-  EXPECT_EQ(detail::where(), "rank 7 on host " + detail::host_name());
+  EXPECT_EQ(detail::where(), "rank 7 on host " + opine::host_name());
 }
 
 #if OPINE_HAVE_MPI

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/comm.h"
+#include "core/host.h"
 #include "core/comm_detail.h"
 #include "core/comm_mpi.h"
 #include "core/error.h"
@@ -172,7 +173,7 @@ void test_bytes_and_errors(Communicator& c) {
   check(c.bytes_moved() - before == 400 + 20 + 400,
         "bytes_moved counted " + std::to_string(c.bytes_moved() - before) + ", expected 820");
 
-  const std::string host = opine::dist::detail::host_name();
+  const std::string host = opine::host_name();
   const std::string where = "rank " + std::to_string(c.rank());
   // The communicator's own check, identical on every rank (no rank waits for another).
   try {
@@ -229,7 +230,7 @@ void test_runtime(opine::dist::Runtime& rt) {
   const std::string line = rt.describe();
   const std::string want = "rank " + std::to_string(mpi_rank) + "/" + std::to_string(mpi_size) + " (local " +
                            std::to_string(local_rank) + "/" + std::to_string(local_size) + ") on host " +
-                           opine::dist::detail::host_name() + ", launcher " + launcher + ", backend mpi";
+                           opine::host_name() + ", launcher " + launcher + ", backend mpi";
   check(line == want, "describe(): " + line + " (expected " + want + ")");
   check(rt.bind_device("cpu") == at::Device(at::kCPU), "bind_device(cpu)");
 }
