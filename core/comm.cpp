@@ -2,6 +2,9 @@
 // tensors on any device, so a single GPU needs no NCCL.
 #include "core/comm.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "core/comm_detail.h"
 #include "core/error.h"
 
@@ -60,6 +63,26 @@ struct DoneWork final : Work {
 std::unique_ptr<Work> Communicator::all_gather_async(const at::Tensor& input, at::Tensor& output) {
   all_gather(input, output);
   return std::make_unique<DoneWork>();
+}
+
+}  // namespace opine::dist
+
+namespace opine::dist {
+
+std::vector<std::string> all_gather_bytes(Communicator& comm, const std::string& local) {
+  const int n = comm.size();
+  at::Tensor length = at::tensor({int64_t(local.size())}, at::kLong);
+  at::Tensor lengths = at::empty({n}, at::kLong);
+  comm.all_gather(length, lengths);
+  const int64_t width = std::max<int64_t>(lengths.max().item<int64_t>(), 1);
+  at::Tensor mine = at::zeros({width}, at::kByte);
+  std::memcpy(mine.data_ptr<uint8_t>(), local.data(), local.size());
+  at::Tensor all = at::empty({n * width}, at::kByte);
+  comm.all_gather(mine, all);
+  std::vector<std::string> out;
+  const char* bytes = reinterpret_cast<const char*>(all.data_ptr<uint8_t>());
+  for (int r = 0; r < n; ++r) out.emplace_back(bytes + r * width, size_t(lengths[r].item<int64_t>()));
+  return out;
 }
 
 }  // namespace opine::dist

@@ -60,4 +60,8 @@ class Communicator {
 // The one-process communicator: collectives copy or leave tensors as they are.
 std::unique_ptr<Communicator> make_self_communicator();
 
+// Every rank's bytes to every rank, in rank order (any lengths; a CPU communicator). For
+// results of unequal size: generated texts, prediction rows.
+std::vector<std::string> all_gather_bytes(Communicator& comm, const std::string& local);
+
 }  // namespace opine::dist

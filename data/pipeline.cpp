@@ -22,10 +22,10 @@ DatasetSpec resolve_spec(const DataOptions& o) {
   return spec;
 }
 
-TokenizedExample encode_example(const Example& e, const Encoder& enc) {
+TokenizedExample encode_example(const Example& e, const Encoder& enc, const std::vector<Example>& shots) {
   OPINE_ASSERT(enc.tokenizer, "encoder without a tokenizer");
   const bool sft = enc.format == "sft";
-  std::vector<models::ChatMessage> messages = task_messages(enc.task, e, {}, sft);
+  std::vector<models::ChatMessage> messages = task_messages(enc.task, e, shots, sft);
   std::string prompt, answer;
   if (sft) {
     answer = messages.back().content;

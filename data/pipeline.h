@@ -67,7 +67,9 @@ struct Encoder {
   std::string format = "classification";
   int max_length = 256;
 };
-TokenizedExample encode_example(const Example& example, const Encoder& encoder);
+// `shots`: worked examples placed before the query (k-shot prompts; training uses none).
+TokenizedExample encode_example(const Example& example, const Encoder& encoder,
+                                const std::vector<Example>& shots = {});
 
 // SHA-256 over the cache schema, every source file's bytes, the resolved spec, normalisation,
 // augmentation, task template, format, chat template, max length and the tokenizer (its kind,

@@ -148,7 +148,8 @@ size_t Table::column(const std::string& name) const {
 
 Lines read_lines(const std::filesystem::path& path, Encoding encoding) { return decode_lines(path, encoding); }
 
-Table read_delimited(const std::filesystem::path& path, char delimiter, Encoding encoding, bool quoting) {
+Table read_delimited(const std::filesystem::path& path, char delimiter, Encoding encoding, bool quoting,
+                     bool tolerant) {
   Lines lines = decode_lines(path, encoding);
   Table table;
   table.path = path;
@@ -164,10 +165,16 @@ Table read_delimited(const std::filesystem::path& path, char delimiter, Encoding
     if (table.columns.empty()) {
       table.columns = std::move(record);
     } else {
-      OPINE_CHECK_FORMAT(record.size() == table.columns.size(), path.string(), ":", record_line, ": ",
-                         record.size(), " fields, but the header has ", table.columns.size());
+      std::string error;
+      if (record.size() != table.columns.size()) {
+        error = path.string() + ":" + std::to_string(record_line) + ": " + std::to_string(record.size()) +
+                " fields, but the header has " + std::to_string(table.columns.size());
+        OPINE_CHECK_FORMAT(tolerant, error);
+        record.assign(table.columns.size(), std::string());
+      }
       table.rows.push_back(std::move(record));
       table.lines.push_back(record_line);
+      if (tolerant) table.errors.push_back(std::move(error));
     }
     record.clear();
   };
@@ -208,7 +215,7 @@ Table read_delimited(const std::filesystem::path& path, char delimiter, Encoding
   return table;
 }
 
-Table read_jsonl(const std::filesystem::path& path, Encoding encoding) {
+Table read_jsonl(const std::filesystem::path& path, Encoding encoding, bool tolerant) {
   Lines lines = decode_lines(path, encoding);
   Table table;
   table.path = path;
@@ -218,12 +225,21 @@ Table read_jsonl(const std::filesystem::path& path, Encoding encoding) {
     if (text.find_first_not_of(" \t") == std::string::npos) continue;
     const std::string where = path.string() + ":" + std::to_string(li + 1);
     nlohmann::ordered_json object;
+    std::string error;
     try {
       object = nlohmann::ordered_json::parse(text);
+      if (!object.is_object()) error = where + ": expected a JSON object per line";
     } catch (const nlohmann::json::parse_error& e) {
-      OPINE_CHECK_FORMAT(false, where, ": not JSON (", e.what(), ")");
+      error = where + ": not JSON (" + e.what() + ")";
     }
-    OPINE_CHECK_FORMAT(object.is_object(), where, ": expected a JSON object per line");
+    OPINE_CHECK_FORMAT(error.empty() || tolerant, error);
+    if (tolerant) table.errors.push_back(error);
+    if (!error.empty()) {
+      // Its place is kept; the columns come from the first good line (filled in below).
+      table.rows.emplace_back();
+      table.lines.push_back(int64_t(li) + 1);
+      continue;
+    }
     if (table.columns.empty())
       for (const auto& item : object.items()) table.columns.push_back(item.key());
     std::vector<std::string> row(table.columns.size());
@@ -235,6 +251,7 @@ Table read_jsonl(const std::filesystem::path& path, Encoding encoding) {
     table.rows.push_back(std::move(row));
     table.lines.push_back(int64_t(li) + 1);
   }
+  for (std::vector<std::string>& row : table.rows) row.resize(table.columns.size());  // bad lines' rows
   return table;
 }
 

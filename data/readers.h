@@ -25,6 +25,9 @@ struct Table {
   std::vector<std::vector<std::string>> rows;  // each as wide as `columns`
   std::vector<int64_t> lines;                  // the 1-based line each row starts on
   int64_t fallback_decoded = 0;                // lines decoded as Windows-1252 by kUtf8OrCp1252
+  // Tolerant reading only: per row, why it could not be read ("" when it could). A bad row
+  // keeps its place (empty fields), so output written row by row still lines up with the input.
+  std::vector<std::string> errors;
 
   // Index of a column; an error naming the file and the columns it has when absent.
   size_t column(const std::string& name) const;
@@ -34,12 +37,15 @@ struct Table {
 // delimiter, doubled quotes and line breaks (RFC 4180); without it quotes are plain characters
 // (GLUE's TSVs are read that way). CRLF and LF both end records; a UTF-8 byte-order mark is
 // skipped. A row with the wrong number of fields is a format error naming file and line.
-Table read_delimited(const std::filesystem::path& path, char delimiter, Encoding encoding, bool quoting = true);
+// `tolerant`: a row with the wrong number of fields is kept, its error in `errors`.
+Table read_delimited(const std::filesystem::path& path, char delimiter, Encoding encoding, bool quoting = true,
+                     bool tolerant = false);
 
 // One JSON object per line (blank lines skipped). Columns are the keys of the first object;
 // string values are kept as they are, numbers and booleans as their JSON text, null as "".
 // A line that is not an object is a format error naming file and line.
-Table read_jsonl(const std::filesystem::path& path, Encoding encoding);
+// `tolerant`: a line that is not a JSON object is kept as a row, its error in `errors`.
+Table read_jsonl(const std::filesystem::path& path, Encoding encoding, bool tolerant = false);
 
 // The lines of a file without their line ends (LF or CRLF); a final line end adds no empty line.
 struct Lines {

@@ -1,5 +1,5 @@
 // `opine train`: fine-tune an adapter (and head) as the configuration says, on one process or
-// under mpirun / srun. `opine eval`: the metrics of a trained adapter on a split.
+// under mpirun / srun.
 #include <iostream>
 
 #include "core/error.h"
@@ -22,14 +22,6 @@ const std::vector<FlagSpec> kTrainFlags = {
     {"run-dir", "DIR", "the run's folder (train.run_dir)"},
     {"resume", "", "continue the run in train.run_dir from its latest complete checkpoint"},
     {"config", "FILE", "YAML configuration (model:, data:, task:, peft:, train:)"},
-    {"help", "", "show this help"},
-};
-
-const std::vector<FlagSpec> kEvalFlags = {
-    {"model", "PATH", "base model (model.path)"},
-    {"adapter", "DIR", "adapter folder a run saved (RUN/adapter or a checkpoint's adapter/)"},
-    {"split", "NAME", "split to evaluate (train.eval_split; default validation)"},
-    {"config", "FILE", "the run's configuration (RUN/config.yaml)"},
     {"help", "", "show this help"},
 };
 
@@ -58,47 +50,6 @@ int run_train(const std::vector<std::string>& argv) {
                           {"eval", result.metrics}};
     std::cout << out.dump(2) << std::endl;
   }
-  return 0;
-}
-
-int run_eval(const std::vector<std::string>& argv) {
-  Args args(kEvalFlags, argv);
-  if (args.has("help")) {
-    std::cout << "usage: opine eval --config RUN/config.yaml --adapter RUN/adapter [--split test]\n\n"
-                 "Loads the base model and a trained adapter (and head) as the run's configuration\n"
-                 "describes, and prints the metrics on a split as JSON.\n\n"
-              << format_flags(kEvalFlags);
-    return 0;
-  }
-  const std::unique_ptr<dist::Runtime> runtime = dist::Runtime::start(nullptr, nullptr);
-  log::set_rank(runtime->rank(), runtime->world_size());
-  OpineOptions o = resolve_options(args, {{"model", "model.path"}, {"split", "train.eval_split"}});
-  const std::optional<std::string> adapter = args.get("adapter");
-  OPINE_CHECK(adapter, "opine eval needs --adapter DIR");
-  if (o.peft.method == "lora") o.peft.lora = peft::read_lora_config(*adapter);
-  o.model.adapter.clear();
-  const at::Device device = runtime->bind_device(o.model.device);
-  const std::unique_ptr<models::Tokenizer> tokenizer = resolve_tokenizer(o);
-  const data::Encoder encoder = make_encoder(o, *tokenizer);
-  dist::Communicator& cpu = runtime->world();
-  const data::PreparedData prepared = data::prepare_data(
-      o.data, encoder, data::CacheCoordination{runtime->rank(), [&cpu] { cpu.barrier(); }});
-  const std::string split = o.train.eval_split;
-  OPINE_CHECK(prepared.cache.splits.count(split), "the dataset has no '", split, "' split");
-  models::ModelFile file = models::open_model_file(o.model.path);
-  Trainable model(o, *runtime, device, file, prepared.cache.classes, *tokenizer);
-  model.load_adapter_values(*adapter);
-  // The loss weighs classes as the run's did, so it equals the run's evaluations.
-  const at::Tensor weights =
-      model.label_kind() == data::LabelKind::kClass && prepared.cache.splits.count("train")
-          ? class_weights_for(o.train.class_weights, prepared.cache.splits.at("train"),
-                              prepared.cache.classes.size())
-          : at::Tensor();
-  const nlohmann::json report =
-      evaluate(model, prepared.cache.splits.at(split), prepared.cache.classes, collate_options(o, *tokenizer),
-               o.train.eval_batch_size, weights, runtime->for_device(device));
-  if (runtime->rank() == 0)
-    std::cout << nlohmann::json{{"split", split}, {"eval", report}}.dump(2) << std::endl;
   return 0;
 }
 

@@ -24,5 +24,6 @@ int run_merge(const std::vector<std::string>& args);
 int run_data(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
+int run_predict(const std::vector<std::string>& args);
 
 }  // namespace opine::launch

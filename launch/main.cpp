@@ -18,7 +18,8 @@ const std::vector<Command>& commands() {
       {"merge", "merge a LoRA adapter into a model and write a Hugging Face folder", run_merge},
       {"data", "build or inspect the token cache of a dataset", run_data},
       {"train", "fine-tune an adapter or head (one process, or under mpirun / srun)", run_train},
-      {"eval", "metrics of a trained adapter on a split", run_eval},
+      {"eval", "evaluate a strategy (trained head, log-likelihood, generation, vote) on a split", run_eval},
+      {"predict", "label every row of a CSV / JSONL file (one process, or under mpirun / srun)", run_predict},
   };
   return list;
 }

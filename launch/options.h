@@ -7,6 +7,7 @@
 #include "core/config.h"
 #include "data/pipeline.h"
 #include "data/task_template.h"
+#include "launch/eval_options.h"
 #include "launch/train_options.h"
 
 namespace opine::launch {
@@ -66,6 +67,7 @@ struct OpineOptions {
   data::TaskTemplate task;
   PeftOptions peft;
   TrainOptions train;
+  EvalOptions eval;
   int seed = 0;
   template <class V>
   void visit(V& v) {
@@ -75,6 +77,7 @@ struct OpineOptions {
     v("task", task, "how an example becomes a prompt (and its answer)");
     v("peft", peft, "what adapts the model in training");
     v("train", train, "training: optimizer, schedule, evaluation, sharding, checkpoints");
+    v("eval", eval, "evaluation and prediction: strategy, k-shot selection, sampling, outputs");
     v("seed", seed, "random seed for everything seeded");
   }
 };

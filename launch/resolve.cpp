@@ -9,8 +9,10 @@
 
 namespace opine::launch {
 
-OpineOptions resolve_options(const Args& args, const std::vector<FlagBinding>& bindings) {
-  const std::optional<std::string> file = args.get("config");
+OpineOptions resolve_options(const Args& args, const std::vector<FlagBinding>& bindings,
+                             const std::string& default_config) {
+  std::optional<std::string> file = args.get("config");
+  if (!file && !default_config.empty()) file = default_config;
   YAML::Node root = file ? config::load_yaml_file(*file) : YAML::Node(YAML::NodeType::Map);
   std::set<std::string> overridden = config::apply_overrides(root, args.overrides());
   for (const FlagBinding& b : bindings) {

@@ -25,8 +25,10 @@ struct FlagBinding {
 std::vector<FlagSpec> with_model_setup_flags(std::vector<FlagSpec> flags);
 std::vector<FlagBinding> with_model_setup_bindings(std::vector<FlagBinding> bindings);
 
-// --config FILE, then key=value overrides, then bound flags (the most specific wins).
-OpineOptions resolve_options(const Args& args, const std::vector<FlagBinding>& bindings);
+// --config FILE (else `default_config`, when not empty), then key=value overrides, then bound
+// flags (the most specific wins).
+OpineOptions resolve_options(const Args& args, const std::vector<FlagBinding>& bindings,
+                             const std::string& default_config = {});
 
 // The tokenizer the options name: generate.tokenizer alone, or the model's (generate.tokenizer
 // overriding it).

@@ -23,6 +23,8 @@
 #include "core/tensorboard.h"
 #include "data/pipeline.h"
 #include "data/sampler.h"
+#include "launch/eval_report.h"
+#include "launch/predictor.h"
 #include "launch/resolve.h"
 #include "models/heads.h"
 #include "models/loader.h"
@@ -127,7 +129,7 @@ std::string resolve_metric(const std::string& metric, data::LabelKind kind) {
 
 json evaluate(Trainable& model, const data::CachedSplit& split, const std::vector<std::string>& classes,
               const data::CollateOptions& collate, int64_t batch_size, const at::Tensor& class_weights,
-              dist::Communicator& comm) {
+              dist::Communicator& comm, std::vector<ExamplePrediction>* per_example) {
   model.set_training(false);
   data::SamplerOptions so;
   so.shuffle = false;
@@ -185,6 +187,7 @@ json evaluate(Trainable& model, const data::CachedSplit& split, const std::vecto
     std::vector<std::vector<double>> probs;
     const int64_t* idx = all_idx.data_ptr<int64_t>();
     const double* val = all_val.data_ptr<double>();
+    if (per_example) per_example->assign(split.size(), ExamplePrediction());
     for (int64_t k = 0; k < all_idx.numel(); ++k) {
       const int64_t i = idx[k];
       if (seen[i]) continue;
@@ -194,9 +197,14 @@ json evaluate(Trainable& model, const data::CachedSplit& split, const std::vecto
         predicted.push_back(static_cast<int>(val[k]));
         const float* p = all_prob.data_ptr<float>() + k * num_classes;
         probs.emplace_back(p, p + num_classes);
+        if (per_example) {
+          (*per_example)[i].label = static_cast<int>(val[k]);
+          (*per_example)[i].probabilities = probs.back();
+        }
       } else {
         truth_v.push_back(split.targets[i]);
         predicted_v.push_back(val[k]);
+        if (per_example) (*per_example)[i].score = val[k];
       }
     }
     report = model.label_kind() == data::LabelKind::kClass
@@ -361,6 +369,7 @@ TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool 
     if (lead) store.begin(step);
     cpu.barrier();
     model.save_adapter(dir / "adapter", lead);
+    if (lead) describe_adapter(dir / "adapter", resolved_yaml, cache.classes, model.label_kind());
     optimizer.save(dir / rank_file("optimizer", rank, ".safetensors"));
     save_rng(dir / rank_file("rng", rank, ".bin"));
     if (lead) {
@@ -502,6 +511,7 @@ TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool 
   cpu.barrier();
   model.save_adapter(staging, lead);
   if (lead) {
+    describe_adapter(staging, resolved_yaml, cache.classes, model.label_kind());
     fs::remove_all(result.adapter_dir);
     fs::rename(staging, result.adapter_dir);
     json final_report = {{"steps", step},
@@ -510,6 +520,7 @@ TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool 
                          {"eval", last_eval},
                          {"memory_peak", memory_json(device)}};
     write_json_atomic(paths.root / "final_metrics.json", final_report);
+    if (o.eval.plots) draw_plots("run", paths.root);  // loss and metric curves (plots/*.png)
   }
   cpu.barrier();
   log::info("rank ", rank, " peak memory: ", memory_json(device).dump());

@@ -13,6 +13,7 @@
 #include "data/batch.h"
 #include "data/cache.h"
 #include "launch/options.h"
+#include "launch/strategies.h"
 #include "launch/trainable.h"
 
 namespace opine::launch {
@@ -30,10 +31,12 @@ TrainResult train(const OpineOptions& options, const std::string& resolved_yaml,
                   dist::Runtime& runtime);
 
 // Metrics of `model` on `split` (every rank calls; every rank gets them): accuracy, F1 ... for
-// classes, MSE ... for regression, and the loss for every kind.
+// classes, MSE ... for regression, and the loss for every kind. `per_example` (optional) gets
+// each example's prediction, in split order (classification and regression heads).
 nlohmann::json evaluate(Trainable& model, const data::CachedSplit& split,
                         const std::vector<std::string>& classes, const data::CollateOptions& collate,
-                        int64_t batch_size, const at::Tensor& class_weights, dist::Communicator& comm);
+                        int64_t batch_size, const at::Tensor& class_weights, dist::Communicator& comm,
+                        std::vector<ExamplePrediction>* per_example = nullptr);
 
 // The collation a run uses: the tokenizer's padding id, right padding, data.max_length.
 data::CollateOptions collate_options(const OpineOptions& options, const models::Tokenizer& tokenizer);

@@ -116,7 +116,7 @@ Trainable::Trainable(const OpineOptions& o, dist::Runtime& runtime, at::Device d
       if (added) group_names_.push_back(key);
       // By the model's own name: PEFT prefixes "base_model.model." (LoRA) or "base_model." (prompt tuning).
       std::string model_name = name;
-      for (const std::string prefix : {std::string(peft::kBaseModelPrefix), std::string("base_model.")})
+      for (const std::string& prefix : {std::string(peft::kBaseModelPrefix), std::string("base_model.")})
         if (model_name.starts_with(prefix)) {
           model_name = model_name.substr(prefix.size());
           break;
@@ -204,19 +204,29 @@ LossSum Trainable::loss_sum(const data::Batch& b, const at::Tensor& class_weight
   return out;
 }
 
-std::pair<Predictions, LossSum> Trainable::predict(const data::Batch& b,
-                                                   const at::Tensor& class_weights) const {
+Predictions Trainable::infer(const data::Batch& b) const {
   at::NoGradGuard no_grad;
+  OPINE_CHECK(labels_ != data::LabelKind::kCausalLm, "a causal-LM model has no head to predict with");
+  return predictions_of(sequence_output(b).to(at::kFloat));
+}
+
+Predictions Trainable::predictions_of(const at::Tensor& out) const {
   Predictions p;
-  if (labels_ == data::LabelKind::kCausalLm) return {p, loss_sum(b, class_weights)};
-  const at::Tensor out = sequence_output(b).to(at::kFloat);
   if (labels_ == data::LabelKind::kClass) {
     p.probabilities = at::softmax(out, -1).cpu();
     p.classes = out.argmax(-1).cpu();
   } else {
     p.scores = out.squeeze(-1).cpu();
   }
-  return {p, sequence_loss(out, b, class_weights)};
+  return p;
+}
+
+std::pair<Predictions, LossSum> Trainable::predict(const data::Batch& b,
+                                                   const at::Tensor& class_weights) const {
+  at::NoGradGuard no_grad;
+  if (labels_ == data::LabelKind::kCausalLm) return {Predictions(), loss_sum(b, class_weights)};
+  const at::Tensor out = sequence_output(b).to(at::kFloat);
+  return {predictions_of(out), sequence_loss(out, b, class_weights)};
 }
 
 std::vector<OptimGroup> Trainable::optimizer_groups() const {

@@ -61,6 +61,8 @@ class Trainable {
   LossSum loss_sum(const data::Batch& batch, const at::Tensor& class_weights) const;
   // No grad: predictions and the loss sum of a batch.
   std::pair<Predictions, LossSum> predict(const data::Batch& batch, const at::Tensor& class_weights) const;
+  // No grad, no labels needed: the head's predictions (classification or regression models).
+  Predictions infer(const data::Batch& batch) const;
 
   // The optimizer's groups: the sharded flat parameters and root tensors, with the adapter's
   // learning-rate scales (LoRA+) and weight-decay exclusions.
@@ -74,6 +76,7 @@ class Trainable {
 
  private:
   at::Tensor sequence_output(const data::Batch& batch) const;  // [B, C]
+  Predictions predictions_of(const at::Tensor& out) const;     // from float32 [B, C]
   at::Tensor lm_logits(const data::Batch& batch) const;        // [B, T, V], position t after token t
   // Classification / regression loss of the head's output [B, C].
   LossSum sequence_loss(const at::Tensor& out, const data::Batch& batch,

@@ -13,27 +13,11 @@ import subprocess
 import tempfile
 import unittest
 
-BIN = os.environ["OPINE_BIN"]
-REF = pathlib.Path(os.environ["OPINE_REFERENCE_DIR"]) / "trainer"
-MPIEXEC = os.environ.get("OPINE_MPIEXEC", "")
+from tiny_fixture import BIN, MODEL_AND_DATA, MPIEXEC, REF, opine
+
 TOL = 1e-5
 
-CONFIG = """
-model: {{path: {model}, dtype: f32}}
-data:
-  dataset:
-    name: tiny-stance
-    task: binary
-    format: csv
-    splits:
-      train: {{path: train.csv}}
-      val: {{path: val.csv}}
-    classes: [against, favor]
-  data_root: {data}
-  chat: false
-  max_length: 48
-  cache_dir: {cache}
-task:
+CONFIG = MODEL_AND_DATA + """task:
   instruction: "Tweet: {{text}}"
   labels: [against, favor]
 peft:
@@ -49,17 +33,6 @@ train:
   checkpoint: {{keep_last: 2}}
 seed: 5
 """
-
-
-def opine(*args, mpi=0, check=True, timeout=600):
-    cmd = [BIN, *map(str, args)]
-    if mpi:
-        cmd = [MPIEXEC, "--allow-run-as-root", "--oversubscribe", "-np", str(mpi), *cmd]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
-    return p
 
 
 def losses(run):

@@ -6,24 +6,13 @@
 #include "core/error.h"
 #include "models/generate.h"
 #include "models/llama.h"
+#include "models/tiny_llama.h"
 
 namespace opine::models {
 namespace {
 
 LlamaModel random_model(std::optional<int64_t> sliding_window = std::nullopt) {
-  LlamaConfig c;
-  c.vocab_size = 64;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 8;
-  c.sliding_window = sliding_window;
-  LlamaModel m(c, at::kDouble);
-  at::manual_seed(3);
-  for (const WeightSlotRef& w : m.weight_table()) w.tensor->normal_(0.0, 0.3);
-  return m;
+  return tiny_random_llama(3, 0.3, sliding_window);
 }
 
 TEST(LlamaPacked, EachDocumentMatchesItsOwnForward) {

@@ -187,7 +187,6 @@ TEST(PeftInitParity, SeededADrawsMatchPeft) {
 // the row norms) and its outputs; PeftModel.from_pretrained must compute the same
 // (peft_reference.py check, within 1e-5 relative, as above).
 TEST(PeftRoundTripParity, OpineAdapterLoadsInPeft) {
-  const char* venv_script = OPINE_SOURCE_DIR "/scripts/venv-path.sh";
   for (const bool dora : {false, true}) {
     const fs::path dir = test::temp_dir(dora ? "dora_to_peft" : "lora_to_peft");
     const fs::path base_dir = peft_ref() / "base" / "classify";
@@ -214,8 +213,9 @@ TEST(PeftRoundTripParity, OpineAdapterLoadsInPeft) {
       out = model.sequence_logits(model.forward(ids).hidden, {});
     }
     models::save_safetensors((dir / "expected.safetensors").string(), {{"input_ids", ids}, {"output", out}});
-    const std::string cmd = "\"$(bash " + std::string(venv_script) + ")/bin/python\" \"" OPINE_SOURCE_DIR
-                            "/tests/reference/peft_reference.py\" check \"" + dir.string() + "\"";
+    // The Python the build was configured with (the one that generated the references).
+    const std::string cmd = "\"" OPINE_PYTHON_EXE "\" \"" OPINE_SOURCE_DIR "/tests/reference/peft_reference.py\" check \"" +
+                            dir.string() + "\"";
     EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
     fs::remove_all(dir);
   }

@@ -26,6 +26,7 @@ GENERATORS = [
     ("data_reference", "data", True, "experiments/datasets/*.yaml"),
     ("train_reference", "train", False),
     ("trainer_fixture", "trainer", False),
+    ("strategy_reference", "strategy", False, "tests/reference/trainer_fixture.py"),
 ]
 
 
