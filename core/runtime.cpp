@@ -28,6 +28,7 @@ namespace opine::dist {
 namespace {
 
 std::atomic<bool> g_runtime_alive{false};
+std::atomic<bool> g_abort_pending{false};  // a distributed runtime unwound by an error
 
 std::optional<std::string> env(const char* name) {
   const char* v = std::getenv(name);
@@ -210,6 +211,16 @@ std::unique_ptr<Runtime> Runtime::start(int* argc, char*** argv) {
 }
 
 Runtime::~Runtime() {
+#if OPINE_HAVE_MPI
+  // An error leaving this rank while the others may wait in a collective: MPI_Finalize (and
+  // freeing communicators) would wait for them forever. Leave MPI up; main() prints the error
+  // and then abort_job_if_failing() ends every rank.
+  if (mpi_started_ && info_.world_size > 1 && std::uncaught_exceptions() > 0) {
+    g_abort_pending.store(true);
+    g_runtime_alive.store(false);
+    return;
+  }
+#endif
   // Communicators before MPI goes (they free MPI communicators; NCCL's id came over MPI).
   nccl_.reset();
   node_.reset();
@@ -222,6 +233,17 @@ Runtime::~Runtime() {
   }
 #endif
   g_runtime_alive.store(false);
+}
+
+void abort_job_if_failing(int code) {
+#if OPINE_HAVE_MPI
+  if (g_abort_pending.load()) {
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, code);
+  }
+#else
+  (void)code;
+#endif
 }
 
 at::Device Runtime::bind_device(const std::string& requested) {

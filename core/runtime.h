@@ -32,6 +32,11 @@ struct RuntimeInfo {
 // whether to start MPI at all and for early logs.
 RuntimeInfo info_from_environment();
 
+// After an error left a distributed Runtime (an exception unwound through it, so it did not
+// finalize MPI): ends the whole job with `code` (MPI_Abort), so the other ranks do not wait in
+// a collective forever. A no-op otherwise. main() calls it after printing the error.
+void abort_job_if_failing(int code);
+
 class Runtime {
  public:
   // Starts MPI when launched by a launcher (MPI_Init_thread, MPI_THREAD_FUNNELED or better),

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -240,13 +241,16 @@ Table read_jsonl(const std::filesystem::path& path, Encoding encoding, bool tole
       table.lines.push_back(int64_t(li) + 1);
       continue;
     }
-    if (table.columns.empty())
-      for (const auto& item : object.items()) table.columns.push_back(item.key());
+    // Columns: every key in the order first seen (a key missing from a line is empty there).
     std::vector<std::string> row(table.columns.size());
-    for (size_t c = 0; c < table.columns.size(); ++c) {
-      auto it = object.find(table.columns[c]);
-      if (it == object.end() || it->is_null()) continue;
-      row[c] = it->is_string() ? it->get<std::string>() : it->dump();
+    for (const auto& item : object.items()) {
+      size_t c = std::find(table.columns.begin(), table.columns.end(), item.key()) - table.columns.begin();
+      if (c == table.columns.size()) {
+        table.columns.push_back(item.key());
+        row.resize(table.columns.size());
+      }
+      const auto& v = item.value();
+      row[c] = v.is_null() ? std::string() : v.is_string() ? v.get<std::string>() : v.dump();
     }
     table.rows.push_back(std::move(row));
     table.lines.push_back(int64_t(li) + 1);

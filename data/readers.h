@@ -41,7 +41,7 @@ struct Table {
 Table read_delimited(const std::filesystem::path& path, char delimiter, Encoding encoding, bool quoting = true,
                      bool tolerant = false);
 
-// One JSON object per line (blank lines skipped). Columns are the keys of the first object;
+// One JSON object per line (blank lines skipped). Columns are the keys in the order first seen;
 // string values are kept as they are, numbers and booleans as their JSON text, null as "".
 // A line that is not an object is a format error naming file and line.
 // `tolerant`: a line that is not a JSON object is kept as a row, its error in `errors`.

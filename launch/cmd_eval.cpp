@@ -67,25 +67,33 @@ data::Examples split_examples(const OpineOptions& o, const std::string& split, s
   return examples;
 }
 
+std::string join(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 }  // namespace
 
 int run_eval(const std::vector<std::string>& argv) {
   Args args(kEvalFlags, argv);
   if (args.has("help")) {
-    std::cout << "usage: opine eval --adapter RUN/adapter [--split test] [--strategy S] [key=value ...]\n"
-                 "       opine eval --config EXPERIMENT.yaml --model M --strategy S [--shots K]\n\n"
-                 "Evaluates one strategy on one split: prints the metrics as JSON and writes metrics.json,\n"
-                 "metrics.csv, predictions.csv, report.md and plots into the output folder.\n"
-                 "Strategies: head (a trained classification/regression head), loglik (the likeliest label\n"
-                 "answer), generate (greedy answer, parsed), vote (majority of eval.samples sampled answers).\n\n"
-              << format_flags(kEvalFlags);
+    std::cout
+        << "usage: opine eval --adapter RUN/adapter [--split test] [--strategy S] [key=value ...]\n"
+           "       opine eval --config EXPERIMENT.yaml --model M --strategy S [--shots K]\n\n"
+           "Evaluates one strategy on one split: prints the metrics as JSON and writes metrics.json,\n"
+           "metrics.csv, predictions.csv, report.md and plots into the output folder.\n"
+           "Strategies: head (a trained classification/regression head), loglik (the likeliest label\n"
+           "answer), generate (greedy answer, parsed), vote (majority of eval.samples sampled answers).\n\n"
+        << format_flags(kEvalFlags);
     return 0;
   }
   OPINE_CHECK(args.positionals().empty(), "unexpected argument '", args.positionals().front(), "'");
   const std::unique_ptr<dist::Runtime> runtime = dist::Runtime::start(nullptr, nullptr);
   log::set_rank(runtime->rank(), runtime->world_size());
-  const std::string adapter = args.get("adapter").value_or("");
-  const std::string default_config = args.has("config") || adapter.empty() ? "" : adapter_config_file(adapter);
+  const std::string adapter = normalized_adapter_path(args.get("adapter").value_or(""));
+  const std::string default_config =
+      args.has("config") || adapter.empty() ? "" : adapter_config_file(adapter);
 
   OpineOptions o = resolve_options(args,
                                    {{"model", "model.path"},
@@ -146,8 +154,14 @@ int run_eval(const std::vector<std::string>& argv) {
     if (o.eval.limit == 0) loss = report.at("loss").get<double>();
   } else {
     Predictor predictor(o, adapter, runtime.get());
-    OPINE_CHECK(predictor.classes().size() == dataset_classes.size(), "the strategy knows ",
-                predictor.classes().size(), " labels, the dataset has ", dataset_classes.size(), " classes");
+    // The label words belong to the dataset's classes in order (an adapter's labels were its run's).
+    if (read_adapter_labels(adapter))
+      OPINE_CHECK(predictor.classes() == dataset_classes, "adapter ", adapter,
+                  " was trained on the classes [", join(predictor.classes()), "], the dataset ", dataset_name,
+                  " has [", join(dataset_classes), "]");
+    OPINE_CHECK(predictor.classes().size() == dataset_classes.size(), "task.labels has ",
+                predictor.classes().size(), " label words, the dataset ", dataset_name, " has ",
+                dataset_classes.size(), " classes");
     record.kind = data::LabelKind::kClass;
     record.classes = dataset_classes;
     const auto [begin, end] = rank_block(total, runtime->rank(), runtime->world_size());

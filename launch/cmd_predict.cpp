@@ -69,17 +69,20 @@ class RowWriter {
   RowWriter(std::ostream& out, FileKind kind, const std::vector<std::string>& input_columns,
             const std::vector<std::string>& classes, data::LabelKind labels, bool answers)
       : out_(out), kind_(kind), input_(input_columns), classes_(classes), labels_(labels), answers_(answers) {
+    for (const std::string& c : input_)
+      OPINE_CHECK(c.rfind("pred_", 0) != 0, "the input has a column '", c,
+                  "': opine predict's own columns start with pred_; rename it");
     if (kind_ == FileKind::kJsonl) return;
     std::vector<std::string> header = input_;
-    header.push_back("line");
+    header.push_back("pred_line");
     if (labels_ == data::LabelKind::kClass) {
-      header.push_back("label");
-      for (const std::string& c : classes_) header.push_back("p_" + c);
+      header.push_back("pred_label");
+      for (const std::string& c : classes_) header.push_back("pred_prob_" + c);
     } else {
-      header.push_back("score");
+      header.push_back("pred_score");
     }
-    if (answers_) header.push_back("answer");
-    header.push_back("error");
+    if (answers_) header.push_back("pred_answer");
+    header.push_back("pred_error");
     write_fields(header);
   }
 
@@ -88,18 +91,18 @@ class RowWriter {
     if (kind_ == FileKind::kJsonl) {
       json o = json::object();
       for (size_t c = 0; c < input_.size(); ++c) o[input_[c]] = fields[c];
-      o["line"] = line;
+      o["pred_line"] = line;
       if (p && labels_ == data::LabelKind::kClass) {
-        o["label"] = p->label >= 0 ? json(classes_[size_t(p->label)]) : json();
+        o["pred_label"] = p->label >= 0 ? json(classes_[size_t(p->label)]) : json();
         json probs = json::object();
         for (size_t c = 0; c < classes_.size() && c < p->probabilities.size(); ++c)
           probs[classes_[c]] = p->probabilities[c];
-        o["probabilities"] = probs;
+        o["pred_probabilities"] = probs;
       } else if (p) {
-        o["score"] = p->score;
+        o["pred_score"] = p->score;
       }
-      if (p && answers_) o["answer"] = p->answer;
-      if (!error.empty()) o["error"] = error;
+      if (p && answers_) o["pred_answer"] = p->answer;
+      if (!error.empty()) o["pred_error"] = error;
       out_ << o.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
       return;
     }
@@ -146,9 +149,11 @@ int run_predict(const std::vector<std::string>& argv) {
   Args args(kPredictFlags, argv);
   if (args.has("help")) {
     std::cout << "usage: opine predict --model M --adapter RUN/adapter --input in.csv --output out.csv\n"
-                 "       [--text-column text] [--batch-size 32]    (mpirun -np N: the rows split over the ranks)\n\n"
-                 "Labels every row, in input order: the input's columns, then line, label and one probability\n"
-                 "per class (or score), and error for a row that could not be read. Prints throughput.\n\n"
+                 "       [--text-column text] [--batch-size 32]    (mpirun -np N: the rows split over the "
+                 "ranks)\n\n"
+                 "Labels every row, in input order: the input's columns, then pred_line, pred_label and\n"
+                 "pred_prob_CLASS per class (or pred_score), and pred_error for a row that could not be\n"
+                 "read. Prints throughput.\n\n"
               << format_flags(kPredictFlags);
     return 0;
   }
@@ -156,8 +161,9 @@ int run_predict(const std::vector<std::string>& argv) {
   const std::unique_ptr<dist::Runtime> runtime = dist::Runtime::start(nullptr, nullptr);
   log::set_rank(runtime->rank(), runtime->world_size());
   const bool lead = runtime->rank() == 0;
-  const std::string adapter = args.get("adapter").value_or("");
-  const std::string default_config = args.has("config") || adapter.empty() ? "" : adapter_config_file(adapter);
+  const std::string adapter = normalized_adapter_path(args.get("adapter").value_or(""));
+  const std::string default_config =
+      args.has("config") || adapter.empty() ? "" : adapter_config_file(adapter);
 
   const OpineOptions o = resolve_options(
       args, {{"model", "model.path"}, {"batch-size", "eval.batch_size"}, {"strategy", "eval.strategy"}},
@@ -208,6 +214,15 @@ int run_predict(const std::vector<std::string>& argv) {
   if (!out_path.parent_path().empty()) fs::create_directories(out_path.parent_path());
   const fs::path tmp = out_path.string() + ".tmp." + std::to_string(::getpid());
   std::ofstream out;
+  // A failed run leaves no temporary behind (the output's name only ever holds a whole file).
+  struct RemoveOnFailure {
+    fs::path path;
+    bool armed = false;
+    ~RemoveOnFailure() {
+      std::error_code ignored;
+      if (armed) fs::remove(path, ignored);
+    }
+  } cleanup{tmp, lead};
   std::unique_ptr<RowWriter> writer;
   if (lead) {
     out.open(tmp, std::ios::binary);
@@ -227,7 +242,8 @@ int run_predict(const std::vector<std::string>& argv) {
       for (int64_t k = begin; k < end; ++k) texts.push_back(table.rows[good[start + size_t(k)]][text_column]);
       const std::vector<ExamplePrediction> local = predictor.predict(
           texts, o.eval.batch_size,
-          [&](int64_t done, int64_t) { bar.update(int64_t(start) + done * runtime->world_size()); });
+          [&](int64_t done, int64_t) { bar.update(int64_t(start) + done * runtime->world_size()); },
+          uint64_t(start) + uint64_t(begin));
       merged = all_gather_predictions(runtime->world(), local);
       OPINE_ASSERT(merged.size() == stop - start, "merged predictions do not cover the chunk");
     }
@@ -253,6 +269,7 @@ int run_predict(const std::vector<std::string>& argv) {
     OPINE_CHECK_KIND(out.good(), ErrorKind::kIo, "writing ", tmp.string(), " failed");
     out.close();
     fs::rename(tmp, out_path);
+    cleanup.armed = false;
     const json summary = {{"output", out_path.string()},
                           {"rows", table.rows.size()},
                           {"predicted", good.size()},

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "core/error.h"
+#include "core/runtime.h"
 #include "core/version.h"
 #include "launch/commands.h"
 
@@ -20,6 +21,7 @@ const std::vector<Command>& commands() {
       {"train", "fine-tune an adapter or head (one process, or under mpirun / srun)", run_train},
       {"eval", "evaluate a strategy (trained head, log-likelihood, generation, vote) on a split", run_eval},
       {"predict", "label every row of a CSV / JSONL file (one process, or under mpirun / srun)", run_predict},
+      {"sweep", "hyperparameter search: trials from an Optuna service, pruned and told", run_sweep},
   };
   return list;
 }
@@ -58,9 +60,12 @@ int main(int argc, char** argv) {
       return c.run(std::vector<std::string>(args.begin() + 1, args.end()));
     } catch (const opine::Error& e) {
       std::cerr << "opine " << c.name << ": " << opine::error_kind_name(e.kind()) << ": " << e.what() << "\n";
-      return e.kind() == opine::ErrorKind::kInternal ? 70 : 1;
+      const int code = e.kind() == opine::ErrorKind::kInternal ? 70 : 1;
+      opine::dist::abort_job_if_failing(code);  // under mpirun: the other ranks must not wait for this one
+      return code;
     } catch (const std::exception& e) {
       std::cerr << "opine " << c.name << ": unexpected error: " << e.what() << "\n";
+      opine::dist::abort_job_if_failing(70);
       return 70;
     }
   }

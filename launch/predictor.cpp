@@ -57,6 +57,13 @@ std::string spec_topic(const OpineOptions& o) {
 
 }  // namespace
 
+std::string normalized_adapter_path(const std::string& adapter) {
+  if (adapter.empty()) return adapter;
+  fs::path p = fs::path(adapter).lexically_normal();
+  if (!p.has_filename() && p.has_parent_path()) p = p.parent_path();
+  return p.string();
+}
+
 std::string adapter_config_file(const fs::path& adapter) {
   for (const fs::path& file : {adapter / kAdapterConfigFile, adapter.parent_path() / "config.yaml"})
     if (fs::exists(file)) return file.string();
@@ -113,11 +120,12 @@ std::string resolve_strategy(const OpineOptions& o, const std::string& adapter) 
 }
 
 Predictor::~Predictor() = default;
+Predictor::Predictor(Predictor&&) noexcept = default;
 
 Predictor Predictor::from_paths(const std::string& model, const std::string& adapter) {
-  OpineOptions o = options_for_adapter(adapter);
+  OpineOptions o = options_for_adapter(normalized_adapter_path(adapter));
   if (!model.empty()) o.model.path = model;
-  return Predictor(std::move(o), adapter);
+  return Predictor(std::move(o), normalized_adapter_path(adapter));
 }
 
 Predictor::Predictor(OpineOptions o, const std::string& adapter, dist::Runtime* runtime)
@@ -174,18 +182,19 @@ Predictor::Predictor(OpineOptions o, const std::string& adapter, dist::Runtime* 
     pool = d.splits.at(options_.eval.shot_split);
     for (data::Example& e : pool) e.text = data::normalize(e.text, options_.data.normalize);
   }
-  shots_ = std::make_unique<ShotSelector>(pool, options_.task.shots, options_.eval.shot_selection,
-                                          uint64_t(options_.seed), classes_.size());
+  shots_ =
+      std::make_unique<ShotSelector>(pool, strategy_ == "head" ? 0 : options_.task.shots,
+                                     options_.eval.shot_selection, uint64_t(options_.seed), classes_.size());
 }
 
 std::vector<ExamplePrediction> Predictor::predict(const std::vector<std::string>& texts, int64_t batch_size,
-                                                  const Progress& progress) const {
+                                                  const Progress& progress, uint64_t first_index) const {
   data::Examples examples(texts.size());
   for (size_t i = 0; i < texts.size(); ++i) {
     examples[i].text = data::normalize(texts[i], options_.data.normalize);
     examples[i].topic = topic_;
   }
-  return predict_examples(examples, batch_size, 0, progress);
+  return predict_examples(examples, batch_size, first_index, progress);
 }
 
 std::vector<ExamplePrediction> Predictor::predict_examples(const data::Examples& examples, int64_t batch_size,

@@ -33,6 +33,9 @@ class Trainable;
 inline constexpr const char* kAdapterConfigFile = "opine.yaml";
 inline constexpr const char* kAdapterLabelsFile = "opine_labels.json";
 
+// "runs/x/adapter/" -> "runs/x/adapter", so the run folder is its parent ("" stays "").
+std::string normalized_adapter_path(const std::string& adapter);
+
 // The configuration an adapter was trained with: ADAPTER/opine.yaml, else the run folder's
 // config.yaml above it; empty when neither exists.
 std::string adapter_config_file(const std::filesystem::path& adapter);
@@ -64,13 +67,16 @@ class Predictor {
   // process; with it, loading follows the runtime's node (each rank keeps a whole model).
   Predictor(OpineOptions options, const std::string& adapter, dist::Runtime* runtime = nullptr);
   ~Predictor();
+  Predictor(Predictor&&) noexcept;
   // The adapter's own configuration with `model` as the base model.
   static Predictor from_paths(const std::string& model, const std::string& adapter);
 
-  // One prediction per text, in order. Texts are normalised as the run's data were; `topic` is
-  // the stance target the template's {topic} names (empty: the dataset spec's).
+  // One prediction per text, in order. Texts are normalised as the run's data were; the
+  // template's {topic} is the dataset spec's stance target. `first_index`: the first text's
+  // index in the whole input, which seeds sampled answers (vote), so they do not depend on how
+  // the input was split into calls or over ranks.
   std::vector<ExamplePrediction> predict(const std::vector<std::string>& texts, int64_t batch_size = 16,
-                                         const Progress& progress = {}) const;
+                                         const Progress& progress = {}, uint64_t first_index = 0) const;
   // The same for examples whose text is already normalised (evaluation splits).
   std::vector<ExamplePrediction> predict_examples(const data::Examples& examples, int64_t batch_size,
                                                   uint64_t first_index = 0,

@@ -1,8 +1,10 @@
 #include "launch/strategies.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
@@ -90,9 +92,10 @@ std::vector<ExamplePrediction> all_gather_predictions(dist::Communicator& cpu,
     rows.push_back(std::move(r));
   }
   std::vector<ExamplePrediction> out;
-  for (const std::string& bytes :
-       dist::all_gather_bytes(cpu, rows.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))) {
-    for (const nlohmann::json& r : nlohmann::json::parse(bytes)) {
+  // MessagePack, not JSON text: it keeps NaN and infinities (a diverged head's outputs).
+  const std::vector<std::uint8_t> packed = nlohmann::json::to_msgpack(rows);
+  for (const std::string& bytes : dist::all_gather_bytes(cpu, std::string(packed.begin(), packed.end()))) {
+    for (const nlohmann::json& r : nlohmann::json::from_msgpack(bytes)) {
       ExamplePrediction p;
       p.label = r.at("l").get<int>();
       p.probabilities = r.at("p").get<std::vector<double>>();
@@ -125,12 +128,13 @@ std::vector<ExamplePrediction> run_prompt_strategy(const std::string& strategy, 
   OPINE_CHECK(strategy == "loglik" || strategy == "generate" || strategy == "vote", "unknown strategy '",
               strategy, "'");
   OPINE_ASSERT(pm.model && pm.tokenizer, "prompt strategy without a model or tokenizer");
+  at::NoGradGuard no_grad;
   const std::vector<std::string>& labels = pm.encoder.task.labels;
   OPINE_CHECK(!labels.empty(), "strategy ", strategy,
               " needs the label words (task.labels or the dataset's classes)");
   data::Encoder enc = pm.encoder;
   enc.format = "sft";  // prompt + answer, exactly as supervised fine-tuning sees them
-  enc.max_length = int(pm.model->config().max_position_embeddings);
+  enc.max_length = std::numeric_limits<int>::max();  // fitted to the context below, for every label alike
   const bool loglik = strategy == "loglik";
 
   std::vector<EncodedQuery> encoded(queries.size());
@@ -138,6 +142,25 @@ std::vector<ExamplePrediction> run_prompt_strategy(const std::string& strategy, 
     for (int64_t i = begin; i < end; ++i)
       encoded[i] = encode_query(queries[i], enc, shots.shots_for(queries[i]), loglik);
   });
+  // A prompt too long for the context loses its beginning (after BOS), as training cuts it: the
+  // tweet's end, the question and the answer matter most.
+  const int64_t context =
+      pm.model->config().max_position_embeddings - (pm.soft_prompt.defined() ? pm.soft_prompt.size(0) : 0);
+  const std::optional<int64_t> bos = pm.tokenizer->bos_id();
+  for (size_t i = 0; i < encoded.size(); ++i) {
+    TokenIds& prompt = encoded[i].prompt;
+    int64_t after = o.max_new_tokens;
+    if (loglik) {
+      after = 0;
+      for (const TokenIds& a : encoded[i].answers) after = std::max<int64_t>(after, int64_t(a.size()));
+    }
+    const int64_t excess = int64_t(prompt.size()) + after - context;
+    if (excess <= 0) continue;
+    const size_t keep = bos && !prompt.empty() && prompt[0] == *bos ? 1 : 0;
+    OPINE_CHECK(int64_t(prompt.size() - keep) > excess, "example ", i, " (row ", queries[i].row,
+                "): its answer alone does not fit the model's context of ", context, " tokens");
+    prompt.erase(prompt.begin() + int64_t(keep), prompt.begin() + int64_t(keep) + excess);
+  }
 
   // The beginning every prompt shares runs once.
   std::vector<TokenIds> prompts;

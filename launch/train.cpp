@@ -217,7 +217,7 @@ json evaluate(Trainable& model, const data::CachedSplit& split, const std::vecto
 }
 
 TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool resume,
-                  dist::Runtime& runtime) {
+                  dist::Runtime& runtime, const EvalHook& on_eval) {
   const TrainOptions& t = o.train;
   const int rank = runtime.rank(), world = runtime.world_size();
   const bool lead = rank == 0;
@@ -392,7 +392,7 @@ TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool 
   g_stop_requested.store(false);
   std::signal(SIGUSR1, request_stop);
   std::signal(SIGTERM, request_stop);
-  bool stop = false;
+  bool stop = false, stopped_by_hook = false;
   const bool by_steps = t.max_steps > 0;
   while (!stop && step < total_steps && (by_steps || epoch < t.epochs)) {
     const auto started = std::chrono::steady_clock::now();
@@ -478,6 +478,10 @@ TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool 
           log::info("early stop: ", metric, " has not improved for ", evals_without_gain, " evaluations");
         stop = true;
       }
+      if (on_eval && on_eval(step, *value, last_eval)) {
+        if (lead) log::info("step ", step, ": stopped by the sweep (pruned)");
+        stop = stopped_by_hook = true;
+      }
     }
     // Every rank stops at the same step when any of them was signalled.
     const bool signalled = all_sum(cpu, g_stop_requested.load() ? 1.0 : 0.0) > 0;
@@ -504,6 +508,7 @@ TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool 
   // ---- save the final adapter and report
   TrainResult result;
   result.steps = step;
+  result.stopped_by_hook = stopped_by_hook;
   result.run_dir = paths.root;
   result.adapter_dir = paths.root / "adapter";
   const fs::path staging = paths.root / "adapter.tmp";

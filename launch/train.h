@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -23,12 +24,18 @@ struct TrainResult {
   std::filesystem::path run_dir;
   std::filesystem::path adapter_dir;
   nlohmann::json metrics;  // the last evaluation
+  bool stopped_by_hook = false;  // an EvalHook asked to stop (a pruned sweep trial)
 };
+
+// Called on every rank after each evaluation with the step, the value of train.metric and the
+// whole report; returning true stops the run there (after its checkpoint). Every rank must
+// return the same answer (a sweep's rank 0 decides and broadcasts).
+using EvalHook = std::function<bool(int64_t step, double value, const nlohmann::json& report)>;
 
 // `resolved_yaml`: the options as resolved, written to the run folder. `resume`: continue the
 // run in train.run_dir from its latest complete checkpoint.
 TrainResult train(const OpineOptions& options, const std::string& resolved_yaml, bool resume,
-                  dist::Runtime& runtime);
+                  dist::Runtime& runtime, const EvalHook& on_eval = {});
 
 // Metrics of `model` on `split` (every rank calls; every rank gets them): accuracy, F1 ... for
 // classes, MSE ... for regression, and the loss for every kind. `per_example` (optional) gets

@@ -1,6 +1,7 @@
 #include "models/scoring.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 
@@ -58,6 +59,7 @@ at::Tensor run_prompts(const LlamaModel& model, const std::vector<TokenIds>& pro
 }  // namespace
 
 PrefixCache encode_prefix(const LlamaModel& model, const TokenIds& ids, const at::Tensor& soft_prompt) {
+  at::NoGradGuard no_grad;  // inference: no graph (adapters beside a 4-bit base still require grad)
   PrefixCache out;
   const int64_t soft = soft_prompt.defined() ? soft_prompt.size(0) : 0;
   const int64_t length = soft + int64_t(ids.size());
@@ -104,6 +106,7 @@ KvCache start_cache(const LlamaModel& model, const PrefixCache* prefix, int64_t 
 std::vector<std::vector<double>> score_continuations(const LlamaModel& model, const PrefixCache* prefix,
                                                      const std::vector<TokenIds>& prompts,
                                                      const std::vector<std::vector<TokenIds>>& candidates) {
+  at::NoGradGuard no_grad;
   OPINE_CHECK(prompts.size() == candidates.size(), "score_continuations: ", prompts.size(), " prompts but ",
               candidates.size(), " candidate lists");
   const int64_t rows = int64_t(prompts.size());
@@ -156,6 +159,7 @@ std::vector<std::vector<double>> score_continuations(const LlamaModel& model, co
 std::vector<TokenIds> generate_batch(const LlamaModel& model, const PrefixCache* prefix,
                                      const std::vector<TokenIds>& prompts, const GenerateOptions& o,
                                      int64_t repeats, const std::vector<uint64_t>& seeds) {
+  at::NoGradGuard no_grad;
   const int64_t rows = int64_t(prompts.size());
   const int64_t n = rows * repeats;
   OPINE_CHECK(repeats >= 1, "generate_batch: repeats must be at least 1");

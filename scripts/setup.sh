@@ -13,7 +13,7 @@ build=yes
 # --- Debian packages (bookworm's versions) ---------------------------------------------------
 apt_packages=(build-essential cmake ninja-build ccache pkg-config git python3-venv
   libopenmpi-dev openmpi-bin libyaml-cpp-dev libhdf5-dev libcpp-httplib-dev nlohmann-json3-dev
-  libsentencepiece-dev libgtest-dev libpcre2-dev libicu-dev wordnet-base libssl-dev)
+  libsentencepiece-dev libgtest-dev libpcre2-dev libicu-dev wordnet-base libssl-dev postgresql)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -96,6 +96,31 @@ TEST(Readers, JsonLinesAndItsErrors) {
   EXPECT_TRUE(contains(error_of([&] { read_jsonl(q, Encoding::kUtf8); }), "b.jsonl:2: expected a JSON object"));
 }
 
+TEST(Readers, TolerantReadingKeepsBadRowsInPlace) {
+  TempDir dir;
+  // JSONL: a broken line and a line with a key the first object lacks.
+  const fs::path j = dir.write("c.jsonl", "{bad\n{\"text\": \"a\"}\n{\"text\": \"b\", \"id\": 7}\n\"str\"\n");
+  const Table t = read_jsonl(j, Encoding::kUtf8, /*tolerant=*/true);
+  ASSERT_EQ(t.rows.size(), 4u);
+  ASSERT_EQ(t.errors.size(), 4u);
+  EXPECT_TRUE(contains(t.errors[0], "c.jsonl:1: not JSON")) << t.errors[0];
+  EXPECT_EQ(t.errors[1], "");
+  EXPECT_TRUE(contains(t.errors[3], "c.jsonl:4: expected a JSON object")) << t.errors[3];
+  EXPECT_EQ(t.columns, (std::vector<std::string>{"text", "id"}));
+  for (const auto& row : t.rows) EXPECT_EQ(row.size(), 2u);
+  EXPECT_EQ(t.rows[1][t.column("id")], "");
+  EXPECT_EQ(t.rows[2][t.column("id")], "7");
+  // CSV: a row with too many fields keeps its place, empty.
+  const fs::path c = dir.write("d.csv", "id,text\n1,a\n2,b,extra\n3,c\n");
+  EXPECT_TRUE(contains(error_of([&] { read_delimited(c, ',', Encoding::kUtf8); }), "d.csv:3: 3 fields"));
+  const Table d = read_delimited(c, ',', Encoding::kUtf8, true, /*tolerant=*/true);
+  ASSERT_EQ(d.rows.size(), 3u);
+  EXPECT_TRUE(contains(d.errors[1], "d.csv:3: 3 fields, but the header has 2")) << d.errors[1];
+  EXPECT_EQ(d.rows[1], (std::vector<std::string>{"", ""}));
+  EXPECT_EQ(d.rows[2][1], "c");
+  EXPECT_EQ(d.lines[2], 4);
+}
+
 DatasetSpec csv_spec(const TempDir& dir) {
   DatasetSpec s;
   s.name = "toy";

@@ -15,7 +15,7 @@ import tempfile
 import unittest
 
 from sklearn.metrics import accuracy_score, f1_score
-from tiny_fixture import MODEL_AND_DATA, MPIEXEC, REF, REFDIR, opine
+from tiny_fixture import LORA, MODEL_AND_DATA, MPIEXEC, REF, REFDIR, opine
 
 EXPECTED = json.loads((REFDIR / "strategy" / "expected.json").read_text())
 LOGP_TOL = 2e-4
@@ -24,10 +24,7 @@ CONFIG = MODEL_AND_DATA + """task:
   system: {system}
   instruction: {instruction}
   labels: [against, favor]
-peft:
-  method: lora
-  lora: {{r: 4, lora_alpha: 8, target_modules: [q_proj, v_proj, up_proj]}}
-train:
+""" + LORA + """train:
   epochs: 2
   sampler: {{batch_size: 8, seed: 3}}
   optimizer: {{lr: 0.03, weight_decay: 0.01}}
@@ -184,17 +181,17 @@ class Predict(EvalBase):
         self.assertEqual(summary["predicted"], len(self.texts))
         self.assertIn("in.csv:4", log)
         self.assertIn("in.csv:7", log)
-        self.assertIn("4 fields, but the header has 2", rows[2]["error"])
-        self.assertIn("empty text", rows[5]["error"])
-        good = [r for r in rows if not r["error"]]
+        self.assertIn("4 fields, but the header has 2", rows[2]["pred_error"])
+        self.assertIn("empty text", rows[5]["pred_error"])
+        good = [r for r in rows if not r["pred_error"]]
         self.assertEqual([r["text"] for r in good], self.texts)
         self.assertEqual([r["id"] for r in good], [str(i) for i in range(len(self.texts))])
         # The same predictions as opine eval with the head on the same texts.
         ev, folder = self.eval("head", "--adapter", self.adapter, "--strategy", "head",
                                f"eval.limit={len(self.texts)}")
         for g, e in zip(good, read_csv(folder / "predictions.csv")):
-            self.assertEqual(g["label"], e["predicted"])
-            self.assertLess(abs(float(g["p_favor"]) - float(e["p_favor"])), 1e-5)
+            self.assertEqual(g["pred_label"], e["predicted"])
+            self.assertLess(abs(float(g["pred_prob_favor"]) - float(e["p_favor"])), 1e-5)
         self.assertGreater(summary["tweets_per_s"], 0)
         self.assertGreater(summary["words_per_s"], summary["tweets_per_s"])
 
@@ -206,11 +203,35 @@ class Predict(EvalBase):
         a = [json.loads(l) for l in one.read_text().splitlines()]
         b = [json.loads(l) for l in two.read_text().splitlines()]
         self.assertEqual(len(a), len(self.texts) + 2)
-        self.assertEqual([r.get("label") for r in a], [r.get("label") for r in b])
-        self.assertEqual([r["line"] for r in a], [r["line"] for r in b])
+        self.assertEqual([r.get("pred_label") for r in a], [r.get("pred_label") for r in b])
+        self.assertEqual([r["pred_line"] for r in a], [r["pred_line"] for r in b])
         for x, y in zip(a, b):
-            if "probabilities" in x:
-                self.assertLess(abs(x["probabilities"]["favor"] - y["probabilities"]["favor"]), 1e-5)
+            if "pred_probabilities" in x:
+                self.assertLess(abs(x["pred_probabilities"]["favor"] - y["pred_probabilities"]["favor"]), 1e-5)
+
+    def test_eval_of_an_adapter_needs_no_config(self):
+        # The adapter carries its run's configuration (opine.yaml); a trailing slash is fine.
+        out = self.tmp / "noconfig"
+        p = opine("eval", "--adapter", str(self.adapter) + "/", "--output", out, "eval.limit=8")
+        ev = json.loads(p.stdout[p.stdout.index("{"):])
+        self.assertEqual(ev["strategy"], "head")
+        _, folder = self.eval("withconfig", "--adapter", self.adapter, "eval.limit=8")
+        self.assertEqual(read_csv(out / "predictions.csv"), read_csv(folder / "predictions.csv"))
+
+    @unittest.skipUnless(MPIEXEC, "no mpiexec")
+    def test_sampled_answers_do_not_depend_on_ranks_or_chunks(self):
+        args = ["--config", self.config, "--strategy", "vote", "eval.samples=2", "eval.temperature=1.0",
+                "eval.max_new_tokens=4"]
+        src = self.tmp / "few.csv"
+        src.write_text("text\n" + "\n".join(self.texts[:5]) + "\n")
+        outs = []
+        for mpi, chunk in ((0, 5), (2, 1), (2, 3)):  # chunk 1 under 2 ranks: rank 1 has nothing to do
+            out = self.tmp / f"vote-{mpi}-{chunk}.csv"
+            opine("predict", "--input", src, "--output", out, "--chunk", chunk, *args, mpi=mpi)
+            outs.append([(r["pred_label"], r["pred_answer"]) for r in read_csv(out)])
+        self.assertEqual(len(outs[0]), 5)
+        self.assertEqual(outs[0], outs[1])
+        self.assertEqual(outs[0], outs[2])
 
     def test_jsonl_input_with_a_broken_line(self):
         src = self.tmp / "in.jsonl"
@@ -221,8 +242,8 @@ class Predict(EvalBase):
         summary, _ = self.predict(out, input=src)
         rows = read_csv(out)
         self.assertEqual(len(rows), 6)
-        self.assertIn("in.jsonl:3: not JSON", rows[2]["error"])
-        self.assertEqual([r["text"] for r in rows if not r["error"]], self.texts[:5])
+        self.assertIn("in.jsonl:3: not JSON", rows[2]["pred_error"])
+        self.assertEqual([r["text"] for r in rows if not r["pred_error"]], self.texts[:5])
 
     def test_missing_text_column_is_named(self):
         p = opine("predict", "--model", REF / "model", "--adapter", self.adapter, "--input", self.input_csv,
@@ -255,7 +276,7 @@ class SftAdapter(EvalBase):
         src.write_text("text\n" + "\n".join(r["text"] for r in rows) + "\n")
         pred = self.tmp / "sft-out.csv"
         opine("predict", "--model", REF / "model", "--adapter", run / "adapter", "--input", src, "--output", pred)
-        self.assertEqual([r["label"] for r in read_csv(pred)], [r["predicted"] for r in rows])
+        self.assertEqual([r["pred_label"] for r in read_csv(pred)], [r["predicted"] for r in rows])
 
 
 class Regression(EvalBase):
@@ -285,7 +306,7 @@ class Regression(EvalBase):
         src.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in rows[:6]))
         pred = self.tmp / "reg-out.jsonl"
         opine("predict", "--model", REF / "model", "--adapter", run / "adapter", "--input", src, "--output", pred)
-        got = [json.loads(l)["score"] for l in pred.read_text().splitlines()]
+        got = [json.loads(l)["pred_score"] for l in pred.read_text().splitlines()]
         for g, want in zip(got, score[:6]):
             self.assertLess(abs(g - want), 1e-5)
 

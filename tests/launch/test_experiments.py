@@ -29,7 +29,7 @@ def configurations():
         if "datasets" in path.relative_to(ROOT / "experiments").parts:
             continue
         doc = yaml.safe_load(path.read_text()) or {}
-        if "train" in doc or "data" in doc:
+        if ("train" in doc or "data" in doc) and "sweep" not in doc:
             out.append((path, doc))
     return out
 
@@ -56,6 +56,22 @@ class Experiments(unittest.TestCase):
         for lang in ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish"):
             self.assertIn(f"sentiment/umsab-{lang}-lora.yaml", names)
         self.assertIn("sentiment/sst2-lora.yaml", names)
+
+    def test_sweeps_name_experiments_and_keys_that_exist(self):
+        sweeps = sorted((ROOT / "experiments" / "sweeps").glob("*.yaml"))
+        self.assertTrue(sweeps)
+        for path in sweeps:
+            sweep = yaml.safe_load(path.read_text())["sweep"]
+            for topic in sweep.get("topics") or [""]:
+                base = ROOT / sweep["base"].replace("{topic}", topic)
+                self.assertTrue(base.is_file(), f"{path.name}: {base} does not exist")
+                # Every swept key, set to a value of its space, resolves in the experiment.
+                overrides = []
+                for key, spec in sweep["space"].items():
+                    value = spec["choices"][0] if spec["type"] == "categorical" else spec["low"]
+                    overrides.append(f"{key}={int(value) if spec['type'] == 'int' else value}")
+                p = opine("config", "--config", base.relative_to(ROOT), *overrides)
+                self.assertEqual(p.returncode, 0, f"{path.name} / {base.name}: {p.stderr}")
 
     def test_opine_config_resolves_each(self):
         for path, _ in self.configs:

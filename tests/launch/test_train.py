@@ -13,17 +13,11 @@ import subprocess
 import tempfile
 import unittest
 
-from tiny_fixture import BIN, MODEL_AND_DATA, MPIEXEC, REF, opine
+from tiny_fixture import BIN, LORA, MODEL_AND_DATA, MPIEXEC, REF, TASK, opine
 
 TOL = 1e-5
 
-CONFIG = MODEL_AND_DATA + """task:
-  instruction: "Tweet: {{text}}"
-  labels: [against, favor]
-peft:
-  method: lora
-  lora: {{r: 4, lora_alpha: 8, target_modules: [q_proj, v_proj, up_proj]}}
-train:
+CONFIG = MODEL_AND_DATA + TASK + LORA + """train:
   epochs: 1
   sampler: {{batch_size: 8, seed: 3}}
   optimizer: {{lr: 0.03, weight_decay: 0.01}}

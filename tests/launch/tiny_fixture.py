@@ -29,6 +29,17 @@ data:
 """
 
 
+# The task (a bare template) and the LoRA adapter the tiny runs train.
+TASK = """task:
+  instruction: "Tweet: {{text}}"
+  labels: [against, favor]
+"""
+LORA = """peft:
+  method: lora
+  lora: {{r: 4, lora_alpha: 8, target_modules: [q_proj, v_proj, up_proj]}}
+"""
+
+
 def opine(*args, mpi=0, check=True, timeout=600):
     cmd = [BIN, *map(str, args)]
     if mpi:
