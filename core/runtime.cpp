@@ -210,7 +210,42 @@ std::unique_ptr<Runtime> Runtime::start(int* argc, char*** argv) {
 #endif
 }
 
+std::unique_ptr<Runtime> Runtime::split(int color) {
+  std::unique_ptr<Runtime> g(new Runtime());
+  g->group_ = true;
+  g->impl_ = std::make_shared<Impl>();
+  g->info_ = info_;
+  if (info_.world_size == 1 && !mpi_started_) {
+    g->world_ = make_self_communicator();
+    g->node_ = make_self_communicator();
+    return g;
+  }
+#if OPINE_HAVE_MPI
+  MPI_Comm world = MPI_COMM_NULL, node = MPI_COMM_NULL;
+  OPINE_MPI(MPI_Comm_split(MPI_COMM_WORLD, color, info_.rank, &world));
+  OPINE_MPI(MPI_Comm_set_errhandler(world, MPI_ERRORS_RETURN));
+  int rank = 0;
+  OPINE_MPI(MPI_Comm_rank(world, &rank));
+  OPINE_MPI(MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node));
+  g->world_ = make_mpi_communicator(world);
+  g->node_ = make_mpi_communicator(node);
+  g->info_.rank = g->world_->rank();
+  g->info_.world_size = g->world_->size();
+#else
+  (void)color;
+  g->world_ = make_self_communicator();
+  g->node_ = make_self_communicator();
+#endif
+  return g;
+}
+
 Runtime::~Runtime() {
+  if (group_) {  // its communicators only
+    nccl_.reset();
+    node_.reset();
+    world_.reset();
+    return;
+  }
 #if OPINE_HAVE_MPI
   // An error leaving this rank while the others may wait in a collective: MPI_Finalize (and
   // freeing communicators) would wait for them forever. Leave MPI up; main() prints the error

@@ -20,9 +20,9 @@ namespace opine::dist {
 struct RuntimeInfo {
   int rank = 0;
   int world_size = 1;
-  int local_rank = 0;   // rank inside this node
-  int local_size = 1;   // ranks on this node
-  int node_index = 0;   // which node (0 .. nodes-1), in order of their lowest rank
+  int local_rank = 0;  // rank inside this node
+  int local_size = 1;  // ranks on this node
+  int node_index = 0;  // which node (0 .. nodes-1), in order of their lowest rank
   int num_nodes = 1;
   std::string host;
   std::string launcher;  // "none", "openmpi", "pmi", "pmix", "slurm"
@@ -64,6 +64,12 @@ class Runtime {
   // rank per GPU), else world().
   Communicator& for_device(at::Device device);
 
+  // The ranks with the same `color` as a runtime of their own (every rank calls; MPI_Comm_split
+  // in rank order), for groups that work apart, e.g. sweep trials in parallel. Its rank and world
+  // are the group's; devices still bind by the rank's place on its node, so groups on one node
+  // take different GPUs. It must not outlive this runtime.
+  std::unique_ptr<Runtime> split(int color);
+
   // A human line: "rank 1/4 (local 1/2) on host gpu03, launcher slurm, backend mpi".
   std::string describe() const;
 
@@ -71,6 +77,7 @@ class Runtime {
   Runtime() = default;
   RuntimeInfo info_;
   bool mpi_started_ = false;
+  bool group_ = false;  // made by split(): owns neither MPI nor the process's runtime slot
   std::unique_ptr<Communicator> world_, node_, nccl_;
   struct Impl;
   std::shared_ptr<Impl> impl_;

@@ -1,7 +1,8 @@
 // `opine sweep`: hyperparameter search with Optuna (launch/optuna_service.py) over HTTP. Rank 0
 // asks the service for each trial's parameters and broadcasts them; every rank trains the trial
-// (a normal run folder, RUNS_DIR/STUDY/trial-N); evaluation metrics are reported as they come
-// and a prune decision stops every rank at once; the result is told. A trial that throws or ends
+// (a normal run folder, RUNS_DIR/STUDY/trial-N) — or, with sweep.ranks_per_trial, the ranks form
+// groups that each do this for their share of the trials, side by side; evaluation metrics are reported as
+// they come and a prune decision stops every rank at once; the result is told. A trial that throws or ends
 // with a non-finite objective is told FAIL and the sweep goes on. Request ids are the study, the
 // topic and the trial's index, so a sweep started again after a crash gets its earlier trials
 // back from the service instead of new ones: finished ones are skipped, an interrupted one
@@ -164,12 +165,21 @@ int run_sweep(const std::vector<std::string>& argv) {
   OPINE_CHECK(config && url, "opine sweep needs --config FILE and --optuna-url URL");
   const std::unique_ptr<dist::Runtime> runtime = dist::Runtime::start(nullptr, nullptr);
   log::set_rank(runtime->rank(), runtime->world_size());
-  const bool lead = runtime->rank() == 0;
-  dist::Communicator& cpu = runtime->world();
+  const bool lead = runtime->rank() == 0;  // creates the studies, prints the summary
 
   const YAML::Node file = config::load_yaml_file(*config);
   OPINE_CHECK(file.IsMap() && file["sweep"], *config, ": no sweep: section");
   const SweepOptions s = config::from_yaml<SweepOptions>(file["sweep"], *config + " (sweep:)");
+  // Groups of ranks run trials side by side; each group's first rank talks to the service.
+  const int world = runtime->world_size();
+  const int per_trial = s.ranks_per_trial == 0 ? world : s.ranks_per_trial;
+  OPINE_CHECK(per_trial <= world && world % per_trial == 0, *config,
+              ": sweep.ranks_per_trial = ", s.ranks_per_trial, " does not divide the ", world, " ranks");
+  const int groups = world / per_trial, group = runtime->rank() / per_trial;
+  const std::unique_ptr<dist::Runtime> group_runtime = groups > 1 ? runtime->split(group) : nullptr;
+  dist::Runtime& trial_runtime = group_runtime ? *group_runtime : *runtime;
+  dist::Communicator& cpu = trial_runtime.world();
+  const bool leader = trial_runtime.rank() == 0;
   OPINE_CHECK(!s.study.empty(), *config, ": sweep.study is empty");
   OPINE_CHECK(!s.base.empty(), *config, ": sweep.base names no experiment");
   OPINE_CHECK(!s.space.empty(), *config, ": sweep.space is empty");
@@ -177,12 +187,13 @@ int run_sweep(const std::vector<std::string>& argv) {
   for (const auto& [key, p] : s.space) distributions[key] = distribution_json(key, p);
 
   std::unique_ptr<OptunaClient> client, heartbeat_client;  // the heartbeat thread has its own connection
-  if (lead) {
+  if (leader) {
     heartbeat_client = std::make_unique<OptunaClient>(*url, read_optuna_token(s.token_file), 1);
     client = std::make_unique<OptunaClient>(*url, read_optuna_token(s.token_file), s.retries);
     const json health = client->health();
-    log::info("Optuna service ", *url, ": optuna ", health.value("optuna", "?"), ", storage ",
-              health.value("storage", "?"));
+    if (lead)
+      log::info("Optuna service ", *url, ": optuna ", health.value("optuna", "?"), ", storage ",
+                health.value("storage", "?"));
   }
 
   json summary = json::array();
@@ -231,13 +242,15 @@ int run_sweep(const std::vector<std::string>& argv) {
         client->enqueue(study, p);
       }
       log::info("study ", study, ": ", s.trials, " trials of ", base_path, ", ",
-                maximize ? "maximize " : "minimize ", metric);
+                maximize ? "maximize " : "minimize ", metric, groups > 1 ? ", " + std::to_string(groups) : "",
+                groups > 1 ? " groups of " + std::to_string(per_trial) + " ranks side by side" : "");
     }
+    runtime->world().barrier();  // the study exists before any group asks
 
-    for (int k = 0; k < s.trials; ++k) {
+    for (int k = group; k < s.trials; k += groups) {
       const std::string request_id = study + "/" + topic + "/" + std::to_string(k);
       json asked;
-      if (lead) {
+      if (leader) {
         const AskedTrial t = client->ask(study, request_id, dists, fixed);
         asked = {{"number", t.number}, {"params", t.params}, {"state", t.state}};
       }
@@ -245,7 +258,7 @@ int run_sweep(const std::vector<std::string>& argv) {
       const int64_t number = asked.at("number").get<int64_t>();
       const std::string asked_state = asked.at("state").get<std::string>();
       if (asked_state != "RUNNING") {
-        if (lead)
+        if (leader)
           log::info("trial ", number, " (", request_id, ") already ", asked_state, " in an earlier run");
         continue;
       }
@@ -264,13 +277,13 @@ int run_sweep(const std::vector<std::string>& argv) {
         const OpineOptions o =
             config::from_yaml<OpineOptions>(node, base_path + " (trial " + std::to_string(number) + ")");
         const bool resume = fs::exists(run_dir / "config.yaml");
-        if (lead)
+        if (leader)
           log::info("trial ", number, resume ? " (resumed)" : "", ": ", asked.at("params").dump(), " -> ",
                     run_dir.string());
-        const Heartbeat beat(lead ? heartbeat_client.get() : nullptr, study, number, s.heartbeat_seconds);
+        const Heartbeat beat(leader ? heartbeat_client.get() : nullptr, study, number, s.heartbeat_seconds);
         const EvalHook report = [&](int64_t step, double v, const json&) {
           double prune = 0;
-          if (lead && std::isfinite(v)) {
+          if (leader && std::isfinite(v)) {
             try {
               prune = client->report(study, number, v, step) ? 1 : 0;
             } catch (const Error& e) {
@@ -281,7 +294,7 @@ int run_sweep(const std::vector<std::string>& argv) {
           cpu.all_reduce(flag, dist::ReduceOp::kMax);
           return flag.item<double>() > 0;
         };
-        const TrainResult result = train(o, config::to_yaml(o), resume, *runtime, report);
+        const TrainResult result = train(o, config::to_yaml(o), resume, trial_runtime, report);
         if (result.metrics.is_object() && !result.metrics.empty())
           value = metric == "loss" ? result.metrics.value("loss", NAN)
                                    : metrics::metric_value(result.metrics, metric);
@@ -293,7 +306,7 @@ int run_sweep(const std::vector<std::string>& argv) {
         state = "FAIL";
         why = e.what();
       }
-      if (lead) {
+      if (leader) {
         client->tell(study, number, state,
                      state == "COMPLETE" ? std::vector<double>{value} : std::vector<double>{});
         json record = {{"study", study},
@@ -302,7 +315,9 @@ int run_sweep(const std::vector<std::string>& argv) {
                        {"params", asked.at("params")},
                        {"state", state},
                        {"metric", metric},
-                       {"value", std::isfinite(value) ? json(value) : json()}};
+                       {"value", std::isfinite(value) ? json(value) : json()},
+                       {"group", group},
+                       {"ranks", per_trial}};
         if (!why.empty()) record["error"] = why;
         fs::create_directories(run_dir);
         write_text_atomic(run_dir / "trial.json", record.dump(2) + "\n");
@@ -312,6 +327,7 @@ int run_sweep(const std::vector<std::string>& argv) {
           log::info("trial ", number, " ", state, ": ", metric, " = ", value);
       }
     }
+    runtime->world().barrier();  // every group's trials are told
     if (lead) {
       const json best = client->best(study);
       const json status = client->study(study);

@@ -68,6 +68,7 @@ struct SweepOptions {
   std::string token_file;
   int heartbeat_seconds = 30;
   int retries = 8;
+  int ranks_per_trial = 0;  // 0: every trial on all ranks
   template <class V>
   void visit(V& v) {
     v("study", study, "Optuna study name (per topic: STUDY-TOPIC)");
@@ -88,6 +89,9 @@ struct SweepOptions {
     v("token_file", token_file, "file holding the service's token (else $OPINE_OPTUNA_TOKEN)");
     v("heartbeat_seconds", heartbeat_seconds, "how often rank 0 tells the service a trial is alive",
       config::at_least(1));
+    v("ranks_per_trial", ranks_per_trial,
+      "ranks each trial runs on (0: all); the others form groups that run trials side by side",
+      config::at_least(0));
     v("retries", retries, "attempts per request when the service is down (back-off 0.5 s doubling to 30 s)",
       config::at_least(1));
   }

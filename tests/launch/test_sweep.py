@@ -105,6 +105,18 @@ class Sweep(unittest.TestCase):
                 self.assertAlmostEqual(record["value"], t.value, places=12)
                 self.assertTrue((self.tmp / "runs" / "tiny" / f"trial-{t.number}" / "adapter").is_dir())
 
+    @unittest.skipUnless(MPIEXEC, "no mpiexec")
+    def test_groups_of_ranks_run_trials_side_by_side(self):
+        config = self.write_sweep("groups", 4, [("a", "0.03")], max_steps=4)
+        config.write_text(config.read_text().replace("  trials: 4", "  trials: 4\n  ranks_per_trial: 1"))
+        opine("sweep", "--config", config, "--optuna-url", self.url, mpi=2)
+        trials = self.trials("groups")
+        self.assertEqual(len(trials), 4)
+        groups = [json.loads((self.tmp / "runs" / "groups" / f"trial-{t.number}" / "trial.json").read_text())["group"]
+                  for t in trials]
+        self.assertEqual(sorted(groups), [0, 0, 1, 1])  # trial indices 0, 2 on group 0; 1, 3 on group 1
+        self.assertTrue(all(t.state.name in ("COMPLETE", "PRUNED") for t in trials))
+
     def test_a_crashed_trial_is_failed_and_the_sweep_goes_on(self):
         config = self.write_sweep("crash", 2, [("diverges", "0.05")])
         # A learning rate far outside its distribution is refused by Optuna; instead make the
