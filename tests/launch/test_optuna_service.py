@@ -460,6 +460,30 @@ class Sqlite(Endpoints, unittest.TestCase):
     def optuna_storage(self):
         return rdb_storage(self)
 
+    def test_optuna_dashboard_reads_the_same_storage(self):
+        """optuna-dashboard (its WSGI app, as `optuna-dashboard URL` serves it) lists what the service wrote."""
+        import io
+        import sys as system
+        from optuna_dashboard import wsgi
+        self.create("dashboard")
+        for i in range(2):
+            n = self.ask("dashboard", f"dash-{i}")["trial_number"]
+            self.service.ok("POST", f"/v1/studies/dashboard/trials/{n}/tell", {"state": "COMPLETE", "values": [0.5 + i]})
+        app = wsgi(self.storage_url)
+
+        def get(path):
+            out = {}
+            env = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "wsgi.input": io.BytesIO(b""),
+                   "wsgi.errors": system.stderr, "SERVER_NAME": "x", "SERVER_PORT": "80", "wsgi.url_scheme": "http"}
+            body = b"".join(app(env, lambda status, headers, exc=None: out.setdefault("status", status)))
+            self.assertTrue(out["status"].startswith("200"), (path, out["status"]))
+            return json.loads(body)
+
+        studies = {s["study_name"]: s for s in get("/api/studies")["study_summaries"]}
+        self.assertIn("dashboard", studies)
+        detail = get(f"/api/studies/{studies['dashboard']['study_id']}")
+        self.assertEqual(sorted(t["values"][0] for t in detail["trials"]), [0.5, 1.5])
+
     def test_concurrent_asks(self):
         """Asks from many threads at once: one trial per request id, however the calls interleave."""
         self.create("concurrent")
