@@ -15,7 +15,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "data/dataset.h"
-#include "data/normalize.h"
+#include "data/pipeline.h"
 #include "launch/resolve.h"
 #include "launch/shots.h"
 #include "launch/strategies.h"
@@ -60,11 +60,9 @@ int main(int argc, char** argv) {
     o.model.head = "causal-lm";
     const models::LlamaModel lm = build_model(file, o);
     const data::Dataset d = data::load_dataset(data::resolve_spec(o.data));
-    data::Examples examples = d.splits.at(split);
+    data::Examples examples = data::normalized_split(d, split, o.data.normalize);
     if (int64_t(examples.size()) > limit) examples.resize(size_t(limit));
-    for (data::Example& e : examples) e.text = data::normalize(e.text, o.data.normalize);
-    data::Examples pool = d.splits.at("train");
-    for (data::Example& e : pool) e.text = data::normalize(e.text, o.data.normalize);
+    const data::Examples pool = data::normalized_split(d, "train", o.data.normalize);
     const ShotSelector selector(pool, shots, o.eval.shot_selection, uint64_t(o.seed), d.classes.size());
     PromptModel pm{&lm, {}, tokenizer.get(), make_encoder(o, *tokenizer)};
     if (pm.encoder.task.labels.empty()) pm.encoder.task.labels = d.classes;

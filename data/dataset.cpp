@@ -1,6 +1,7 @@
 #include "data/dataset.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <sstream>
 
@@ -25,11 +26,7 @@ std::string trim(const std::string& s) {
 std::string format_of(const DatasetSpec& spec, const SplitFiles& files) {
   if (spec.format != "auto") return spec.format;
   if (!files.labels.empty()) return "tweeteval";
-  const std::string ext = fs::path(files.path).extension().string();
-  if (ext == ".csv") return "csv";
-  if (ext == ".tsv") return "tsv";
-  if (ext == ".jsonl" || ext == ".ndjson") return "jsonl";
-  return "";
+  return format_from_extension(files.path);
 }
 
 void check_spec_at(const DatasetSpec& spec, const fs::path& root) {
@@ -119,6 +116,15 @@ fs::path resolve_data_root(const std::string& configured) {
   if (!configured.empty()) return configured;
   if (const char* env = std::getenv("OPINE_DATA_ROOT"); env && *env) return env;
   return fs::path("..") / "shared" / "data";
+}
+
+std::string format_from_extension(const fs::path& path) {
+  std::string ext = path.extension().string();
+  for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
+  if (ext == ".csv") return "csv";
+  if (ext == ".tsv") return "tsv";
+  if (ext == ".jsonl" || ext == ".ndjson") return "jsonl";
+  return "";
 }
 
 Dataset load_dataset(const DatasetSpec& spec) {

@@ -121,6 +121,9 @@ std::filesystem::path resolve_data_root(const std::string& configured);
 // Every problem with the spec (missing files, formats, classes, maps) at once, as one config error.
 void check_spec(const DatasetSpec& spec);
 
+// The file format an extension names: csv, tsv, jsonl (.jsonl, .ndjson), or "" when it names none.
+std::string format_from_extension(const std::filesystem::path& path);
+
 // Reads every split; checks the spec first (all problems at once, as config errors).
 Dataset load_dataset(const DatasetSpec& spec);
 

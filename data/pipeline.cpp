@@ -121,6 +121,18 @@ TokenCache build_token_cache(const DatasetSpec& spec, const DataOptions& o, cons
   return cache;
 }
 
+Examples normalized_split(const Dataset& dataset, const std::string& split, const NormalizeOptions& normalize_options) {
+  const auto it = dataset.splits.find(split);
+  if (it == dataset.splits.end()) {
+    std::string have;
+    for (const auto& [name, examples] : dataset.splits) have += (have.empty() ? "" : ", ") + name;
+    OPINE_CHECK(false, "dataset ", dataset.spec.name, " has no '", split, "' split (it has: ", have, ")");
+  }
+  Examples out = it->second;
+  for (Example& e : out) e.text = normalize(e.text, normalize_options);
+  return out;
+}
+
 PreparedData prepare_data(const DataOptions& o, const Encoder& enc, const CacheCoordination& c) {
   const DatasetSpec spec = resolve_spec(o);
   check_spec(spec);  // before hashing, so a missing file is named as the spec's problem

@@ -76,6 +76,11 @@ TokenizedExample encode_example(const Example& example, const Encoder& encoder,
 // special ids and whole vocabulary).
 std::string data_content_hash(const DatasetSpec& spec, const DataOptions& options, const Encoder& encoder);
 
+// One split of a loaded dataset with its texts normalised as the token cache's are (no
+// augmentation): what evaluation and k-shot prompts read. An unknown split is an error naming
+// the dataset and the splits it has.
+Examples normalized_split(const Dataset& dataset, const std::string& split, const NormalizeOptions& normalize);
+
 // Reads, normalises, augments and encodes every split.
 TokenCache build_token_cache(const DatasetSpec& spec, const DataOptions& options, const Encoder& encoder);
 

@@ -9,7 +9,6 @@
 #include "core/log.h"
 #include "core/runtime.h"
 #include "data/dataset.h"
-#include "data/normalize.h"
 #include "data/pipeline.h"
 #include "launch/commands.h"
 #include "launch/eval_report.h"
@@ -57,11 +56,9 @@ fs::path default_output(const OpineOptions& o, const std::string& adapter, const
 data::Examples split_examples(const OpineOptions& o, const std::string& split, std::string* dataset_name,
                               std::vector<std::string>* classes) {
   const data::DatasetSpec spec = data::resolve_spec(o.data);
-  data::Dataset d = data::load_dataset(spec);
-  OPINE_CHECK(d.splits.count(split), "the dataset has no '", split, "' split");
-  data::Examples examples = d.splits.at(split);
+  const data::Dataset d = data::load_dataset(spec);
+  data::Examples examples = data::normalized_split(d, split, o.data.normalize);
   if (o.eval.limit > 0 && int64_t(examples.size()) > o.eval.limit) examples.resize(size_t(o.eval.limit));
-  for (data::Example& e : examples) e.text = data::normalize(e.text, o.data.normalize);
   *dataset_name = spec.name;
   *classes = d.classes;
   return examples;

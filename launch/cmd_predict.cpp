@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
+#include "data/dataset.h"
 #include "data/readers.h"
 #include "launch/commands.h"
 #include "launch/eval_report.h"
@@ -43,13 +44,10 @@ const std::vector<FlagSpec> kPredictFlags = {
 enum class FileKind { kCsv, kTsv, kJsonl };
 
 FileKind kind_of(const fs::path& path, const char* flag) {
-  std::string ext = path.extension().string();
-  for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
-  if (ext == ".csv") return FileKind::kCsv;
-  if (ext == ".tsv") return FileKind::kTsv;
-  OPINE_CHECK(ext == ".jsonl" || ext == ".json", flag, " ", path.string(),
+  const std::string format = data::format_from_extension(path);
+  OPINE_CHECK(!format.empty(), flag, " ", path.string(),
               ": the extension says the format: .csv, .tsv or .jsonl");
-  return FileKind::kJsonl;
+  return format == "csv" ? FileKind::kCsv : format == "tsv" ? FileKind::kTsv : FileKind::kJsonl;
 }
 
 int64_t count_words(const std::string& text) {

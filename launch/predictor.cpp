@@ -136,13 +136,18 @@ Predictor::Predictor(OpineOptions o, const std::string& adapter, dist::Runtime* 
     runtime = own_runtime_.get();
   }
   strategy_ = resolve_strategy(options_, adapter);
+  std::optional<data::Dataset> dataset;  // read once, when the classes or the k-shot pool need it
+  auto loaded = [&]() -> const data::Dataset& {
+    if (!dataset) dataset = data::load_dataset(data::resolve_spec(options_.data));
+    return *dataset;
+  };
   if (const auto labels = read_adapter_labels(adapter)) {
     classes_ = labels->classes;
     kind_ = labels->kind == data::LabelKind::kCausalLm ? data::LabelKind::kClass : labels->kind;
   } else {
     classes_ = options_.task.labels;
     if (classes_.empty() && (!options_.data.spec.empty() || !options_.data.dataset.name.empty()))
-      classes_ = data::load_dataset(data::resolve_spec(options_.data)).classes;
+      classes_ = loaded().classes;
     kind_ = strategy_ == "head" && classes_.empty() ? data::LabelKind::kRegression : data::LabelKind::kClass;
   }
   OPINE_CHECK(strategy_ == "head" || !classes_.empty(), "strategy ", strategy_,
@@ -176,11 +181,7 @@ Predictor::Predictor(OpineOptions o, const std::string& adapter, dist::Runtime* 
   }
   data::Examples pool;
   if (strategy_ != "head" && options_.task.shots > 0) {
-    data::Dataset d = data::load_dataset(data::resolve_spec(options_.data));
-    OPINE_CHECK(d.splits.count(options_.eval.shot_split), "eval.shot_split: the dataset has no '",
-                options_.eval.shot_split, "' split");
-    pool = d.splits.at(options_.eval.shot_split);
-    for (data::Example& e : pool) e.text = data::normalize(e.text, options_.data.normalize);
+    pool = data::normalized_split(loaded(), options_.eval.shot_split, options_.data.normalize);
   }
   shots_ =
       std::make_unique<ShotSelector>(pool, strategy_ == "head" ? 0 : options_.task.shots,

@@ -147,6 +147,8 @@ class Strategies(EvalBase):
         self.assertIn("eval.strategy=head needs an adapter", p.stderr)
         p = opine("eval", "--config", self.config, "--strategy", "guess", check=False)
         self.assertIn("eval.strategy", p.stderr)
+        p = opine("eval", "--config", self.config, "--strategy", "loglik", "--split", "test", check=False)
+        self.assertIn("dataset tiny-stance has no 'test' split (it has: train, val)", p.stderr)
 
 
 class Predict(EvalBase):
