@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "core/host.h"
 #include "core/log.h"
 #include "core/git_commit.h"  // generated at build time (cmake/git_commit.cmake)
@@ -40,15 +41,7 @@ std::string utc_now() {
   return text;
 }
 
-json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  OPINE_CHECK_KIND(in.good(), ErrorKind::kIo, "cannot read ", path.string());
-  try {
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    throw Error(ErrorKind::kFormat, path.string() + ": not valid JSON: " + e.what());
-  }
-}
+json read_json(const fs::path& path) { return read_json_file(path); }
 
 // The step of a folder named "step-<digits>" (with `suffix` after the digits), else -1.
 int64_t parse_step(const std::string& name, const std::string& suffix = "") {

@@ -53,10 +53,21 @@ TokenizedExample encode_example(const Example& e, const Encoder& enc, const std:
     // Plain text has no end-of-turn marker: the answer ends with EOS, so generation learns to stop.
     if (!enc.chat && enc.tokenizer->eos_id()) ids.push_back(*enc.tokenizer->eos_id());
   }
-  if (ids.size() > size_t(enc.max_length)) {
+  const auto [special_front, special_back] = enc.tokenizer->special_around();
+  if (ids.size() > size_t(enc.max_length) && special_back > 0 && !sft) {
+    // An encoder's text sits between its special tokens ([CLS] ... [SEP]): cut the text's end,
+    // as transformers truncates (truncation_side="right"), and keep both.
+    OPINE_CHECK(enc.max_length >= special_front + special_back, "max_length ", enc.max_length,
+                " leaves no room for the text between the tokenizer's special tokens");
+    const size_t cut = ids.size() - size_t(enc.max_length);
+    ids.erase(ids.end() - special_back - cut, ids.end() - special_back);
+    prompt_length = ids.size();
+  } else if (ids.size() > size_t(enc.max_length)) {
     // Cut the start of the prompt (the tweet's end, the question and the answer matter most);
     // keep a leading BOS.
-    const size_t keep_front = enc.tokenizer->bos_id() && !ids.empty() && ids[0] == *enc.tokenizer->bos_id() ? 1 : 0;
+    const size_t keep_front = enc.tokenizer->bos_id() && !ids.empty() && ids[0] == *enc.tokenizer->bos_id()
+                                  ? 1
+                                  : size_t(special_front);
     const size_t cut = ids.size() - size_t(enc.max_length);
     OPINE_CHECK(cut < prompt_length - keep_front, "example too long: its answer alone exceeds max_length ",
                 enc.max_length);

@@ -57,6 +57,9 @@ std::vector<FlagBinding> with_model_setup_bindings(std::vector<FlagBinding> bind
 }
 
 models::LlamaModel build_model(models::ModelFile& file, const OpineOptions& options, at::Tensor* soft_prompt) {
+  OPINE_CHECK(!file.encoder, file.path, " is a ", file.encoder ? file.encoder->model_type : "",
+              " encoder: prompting and generation (eval.strategy loglik, generate, vote) need a decoder; an encoder "
+              "predicts with a trained head (opine train, then opine eval --adapter RUN/adapter)");
   models::LlamaModel model = models::load_model(file, load_options(options.model, options.seed));
   if (options.model.quant != "none") apply_quantization(model, options.model);
   if (!options.model.adapter.empty()) {

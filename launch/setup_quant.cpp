@@ -19,7 +19,7 @@ quant::QuantConfig quant_config(const ModelOptions& options) {
 }
 }  // namespace
 
-void apply_quantization(models::LlamaModel& model, const ModelOptions& options) {
+void apply_quantization(models::Backbone& model, const ModelOptions& options) {
   const quant::QuantConfig config = quant_config(options);
   // The matmul runs in the model's dtype (bnb_4bit_compute_dtype); heads, embeddings and norms
   // stay in it too, as QLoRA keeps them.
@@ -28,7 +28,7 @@ void apply_quantization(models::LlamaModel& model, const ModelOptions& options) 
   log::info("quantized to ", config.describe(), ": ", summary.describe());
 }
 
-void share_quant_offsets(models::LlamaModel& model, dist::Communicator& node) {
+void share_quant_offsets(models::Backbone& model, dist::Communicator& node) {
   if (node.size() == 1) return;
   std::vector<quant::QuantLinear*> layers;
   for (const LinearSlotRef& s : model.linear_table()) {

@@ -35,8 +35,9 @@ struct PeftOptions {
   template <class V>
   void visit(V& v) {
     v("method", method,
-      "lora: low-rank adapters; prompt_tuning: a learned soft prompt; none: only the head trains",
-      config::one_of({"lora", "prompt_tuning", "none"}));
+      "lora: low-rank adapters; prompt_tuning: a learned soft prompt; full: every weight trains (the run "
+      "saves a whole model); none: only the head trains",
+      config::one_of({"lora", "prompt_tuning", "full", "none"}));
     v("lora", lora, "LoRA settings, as PEFT's LoraConfig");
     v("prompt_tuning", prompt_tuning, "prompt-tuning settings, as PEFT's PromptTuningConfig");
   }

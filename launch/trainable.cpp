@@ -13,14 +13,16 @@
 #include "models/heads.h"
 #include "models/safetensors.h"
 #include "peft/adapter_io.h"
+#include "peft/merge.h"
 
 namespace opine::launch {
 
 namespace {
 
-// Biases and norms take no weight decay (transformers' Trainer: get_decay_parameter_names).
+// Biases and norms take no weight decay (transformers' Trainer: get_decay_parameter_names), be
+// they Llama's RMSNorms ("input_layernorm") or BERT's LayerNorms.
 bool decays(const std::string& name) {
-  return !(name.ends_with("bias") || name.find("norm") != std::string::npos);
+  return !(name.ends_with("bias") || name.find("norm") != std::string::npos || name.find("LayerNorm") != std::string::npos);
 }
 
 models::LoadOptions training_load_options(const OpineOptions& o, const std::vector<std::string>& classes) {
@@ -38,22 +40,12 @@ models::LoadOptions training_load_options(const OpineOptions& o, const std::vect
   return lo;
 }
 
-// The config load_model() gives for these options, without loading (for skeleton ranks).
-models::LlamaConfig config_for(const models::ModelFile& file, const models::LoadOptions& lo) {
-  models::LlamaConfig c = file.config;
-  if (lo.head && *lo.head != c.head) {
-    c.head = *lo.head;
-    c.num_labels = *lo.head == models::HeadKind::kRegression ? 1 : lo.num_labels;
-  }
-  return c;
-}
-
 }  // namespace
 
 Trainable::Trainable(const OpineOptions& o, dist::Runtime& runtime, at::Device device,
                      models::ModelFile& file, const std::vector<std::string>& classes,
                      const models::Tokenizer& tokenizer)
-    : method_(o.peft.method), device_(device) {
+    : method_(o.peft.method), device_(device), model_path_(o.model.path), classes_(classes) {
   OPINE_CHECK(o.model.adapter.empty(), "model.adapter=", o.model.adapter,
               ": training starts a new adapter (to continue a run, use --resume)");
   models::LoadOptions lo = training_load_options(o, classes);
@@ -65,16 +57,20 @@ Trainable::Trainable(const OpineOptions& o, dist::Runtime& runtime, at::Device d
               "peft.method=none trains only a classification or regression head; data.format=sft needs lora "
               "or prompt_tuning");
 
+  OPINE_CHECK(!(file.encoder && labels_ == data::LabelKind::kCausalLm), o.model.path, " is a ",
+              file.encoder ? file.encoder->model_type : "", " encoder: data.format=sft needs a decoder");
+  OPINE_CHECK(!(file.encoder && method_ == "prompt_tuning"), o.model.path, " is a ",
+              file.encoder ? file.encoder->model_type : "", " encoder: peft.method=prompt_tuning is for decoders "
+              "(use lora, full or none)");
+  OPINE_CHECK(!(method_ == "full" && !file.encoder), "peft.method=full is implemented for encoders (BERT, RoBERTa, "
+              "XLM-R); train ", o.model.path, " with peft.method=lora or prompt_tuning");
+  OPINE_CHECK(!(method_ == "full" && o.model.quant != "none"), "peft.method=full trains every weight; 4-bit weights "
+              "(model.quant=", o.model.quant, ") cannot train: use peft.method=lora (QLoRA)");
+
   // Once per node: the first rank loads; the others get a skeleton and their shard.
   dist::Communicator& node = runtime.node();
   const bool loads = node.rank() == 0;
-  if (loads) {
-    model_ = std::make_unique<models::LlamaModel>(models::load_model(file, lo));
-  } else {
-    model_ =
-        std::make_unique<models::LlamaModel>(config_for(file, lo), lo.dtype, device, /*meta_layers=*/true);
-  }
-  model_config_ = model_->config();
+  model_ = loads ? models::load_backbone(file, lo) : models::backbone_skeleton(file, lo);
   if (o.model.quant != "none") {
     apply_quantization(*model_, o.model);
     share_quant_offsets(*model_, node);
@@ -85,7 +81,7 @@ Trainable::Trainable(const OpineOptions& o, dist::Runtime& runtime, at::Device d
   if (method_ == "lora") {
     peft::LoraConfig config = o.peft.lora;
     if (config.target_modules.empty() && config.target_modules_regex.empty())
-      config.target_modules = {"q_proj", "v_proj"};
+      config.target_modules = model_->default_lora_targets();
     config.task_type = sequence_head ? "SEQ_CLS" : "CAUSAL_LM";
     config.base_model_name_or_path = o.model.path;
     lora_ = std::make_unique<peft::LoraModel>(*model_, config, seed, /*initialize=*/loads);
@@ -94,15 +90,26 @@ Trainable::Trainable(const OpineOptions& o, dist::Runtime& runtime, at::Device d
     peft::PromptTuningConfig config = o.peft.prompt_tuning;
     config.task_type = sequence_head ? "SEQ_CLS" : "CAUSAL_LM";
     config.base_model_name_or_path = o.model.path;
-    prompt_ = std::make_unique<peft::PromptTuning>(*model_, config, seed);
+    prompt_ = std::make_unique<peft::PromptTuning>(llama(), config, seed);
     if (config.prompt_tuning_init == "TEXT" && loads)
-      prompt_->init_from_text(*model_, tokenizer, config.prompt_tuning_init_text);
+      prompt_->init_from_text(llama(), tokenizer, config.prompt_tuning_init_text);
     peft::ParamGroup all{"all", 1.0, true, prompt_->named_trainable()};
     groups_ = {all};
   } else {
-    model_->score = model_->score.detach().set_requires_grad(true);
-    groups_ = {peft::ParamGroup{
-        "all", 1.0, true, {{std::string(peft::kBaseModelPrefix) + "score.weight", model_->score}}}};
+    // Every weight (full) or the head's alone (none), under its Hugging Face name.
+    peft::ParamGroup all{"all", 1.0, true, {}};
+    if (method_ == "full") {
+      for (const models::WeightSlotRef& w : model_->weight_table()) {
+        *w.tensor = w.tensor->detach().set_requires_grad(true);
+        all.params.emplace_back(w.name, *w.tensor);
+      }
+    } else {
+      for (const TensorSlot& s : model_->head_slots()) {
+        *s.tensor = s.tensor->detach().set_requires_grad(true);
+        all.params.emplace_back(s.name, *s.tensor);
+      }
+    }
+    groups_ = {all};
   }
 
   // Optimizer groups: the adapter's groups, each split by weight decay.
@@ -131,35 +138,42 @@ Trainable::Trainable(const OpineOptions& o, dist::Runtime& runtime, at::Device d
   };
 
   std::vector<dist::ShardedModel::Unit> units;
-  for (int i = 0; i < static_cast<int>(model_->layers.size()); ++i)
-    units.push_back({"model.layers." + std::to_string(i), model_->layer_slots(i)});
+  for (int i = 0; i < model_->num_layers(); ++i)
+    units.push_back({model_->layer_prefix() + std::to_string(i), model_->layer_slots(i)});
   std::vector<TensorSlot> root = model_->root_slots();
   if (prompt_) root.push_back({"prompt_embeddings", &prompt_->embeddings()});
   sharded_ = std::make_unique<dist::ShardedModel>(
       std::move(units), std::move(root), runtime.for_device(device), &node, o.train.shard, device, group_of);
   dist::ShardedModel* sharded = sharded_.get();
   model_->set_layer_runner(
-      [sharded](int index, const at::Tensor& x, const models::LlamaModel::LayerFn& layer) {
+      [sharded](int index, const at::Tensor& x, const models::Backbone::LayerFn& layer) {
         return sharded->run(index, x, layer);
       });
 }
 
 Trainable::~Trainable() = default;
 
+models::LlamaModel& Trainable::llama() const {
+  auto* llama = dynamic_cast<models::LlamaModel*>(model_.get());
+  OPINE_ASSERT(llama != nullptr, "a ", model_->model_type(), " model is not a decoder");
+  return *llama;
+}
+
 void Trainable::set_training(bool training) {
   if (lora_) lora_->set_training(training);
+  model_->set_training(training);
 }
 
 at::Tensor Trainable::sequence_output(const data::Batch& b) const {
   const at::Tensor ids = b.input_ids.to(device_), mask = b.attention_mask.to(device_);
-  if (prompt_) return prompt_->sequence_logits(*model_, ids, mask);
-  return model_->sequence_logits(model_->forward(ids, mask).hidden, mask);
+  if (prompt_) return prompt_->sequence_logits(llama(), ids, mask);
+  return model_->classify(ids, mask);
 }
 
 at::Tensor Trainable::lm_logits(const data::Batch& b) const {
   const at::Tensor ids = b.input_ids.to(device_), mask = b.attention_mask.to(device_);
-  if (prompt_) return prompt_->lm_logits(*model_, ids, mask);
-  return model_->lm_logits(model_->forward(ids, mask).hidden);
+  if (prompt_) return prompt_->lm_logits(llama(), ids, mask);
+  return llama().lm_logits(llama().forward(ids, mask).hidden);
 }
 
 double loss_count(const data::Batch& b, data::LabelKind kind, const at::Tensor& class_weights) {
@@ -247,7 +261,14 @@ std::vector<OptimGroup> Trainable::optimizer_groups() const {
 std::vector<std::pair<std::string, at::Tensor>> Trainable::named_trainable() const {
   if (lora_) return lora_->named_trainable();
   if (prompt_) return prompt_->named_trainable();
-  return {{std::string(peft::kBaseModelPrefix) + "score.weight", model_->score}};
+  // full / none, under Hugging Face names; read from the model's slots each time, as sharding
+  // swaps the tensors in them.
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  if (method_ == "full")
+    for (const models::WeightSlotRef& w : model_->weight_table()) out.emplace_back(w.name, *w.tensor);
+  else
+    for (const TensorSlot& s : model_->head_slots()) out.emplace_back(s.name, *s.tensor);
+  return out;
 }
 
 void Trainable::save_adapter(const std::filesystem::path& dir, bool write) {
@@ -256,25 +277,29 @@ void Trainable::save_adapter(const std::filesystem::path& dir, bool write) {
     if (lora_) {
       peft::save_lora_adapter(dir.string(), *lora_);
     } else if (prompt_) {
-      peft::save_prompt_tuning(dir.string(), *prompt_, model_config_);
+      peft::save_prompt_tuning(dir.string(), *prompt_, llama().config());
+    } else if (method_ == "full") {
+      peft::save_hf_model(dir.string(), *model_, model_path_, model_->dtype(), classes_);
     } else {
       // The head alone: a LoRA-free adapter is not a PEFT type; keep it as safetensors.
       std::filesystem::create_directories(dir);
-      models::save_safetensors((dir / "head.safetensors").string(),
-                               {{"score.weight", model_->score.detach().cpu()}}, {});
+      std::vector<std::pair<std::string, at::Tensor>> head;
+      for (const auto& [name, tensor] : named_trainable()) head.emplace_back(name, tensor.detach().cpu());
+      models::save_safetensors((dir / "head.safetensors").string(), head, {});
     }
   });
 }
 
 void Trainable::load_adapter_values(const std::filesystem::path& dir) {
-  const std::filesystem::path file =
-      lora_ || prompt_ ? dir / "adapter_model.safetensors" : dir / "head.safetensors";
+  const std::filesystem::path file = lora_ || prompt_      ? dir / "adapter_model.safetensors"
+                                    : method_ == "full" ? dir / "model.safetensors"
+                                                        : dir / "head.safetensors";
   const models::SafetensorsFile saved = models::SafetensorsFile::open(file.string());
   sharded_->with_full_trainables([&] {
     at::NoGradGuard no_grad;
     for (auto& [name, tensor] : named_trainable()) {
       // PEFT names the prompt "prompt_embeddings"; LoRA tensors drop the adapter name.
-      const std::string key = method_ == "none" ? "score.weight" : name;
+      const std::string& key = name;
       OPINE_CHECK_FORMAT(saved.entries().count(key), file.string(), ": no tensor ", key, " to resume from");
       const at::Tensor value = saved.tensor(key);
       OPINE_CHECK_FORMAT(value.sizes() == tensor.sizes(), file.string(), ": ", key, " has shape ",
@@ -289,9 +314,12 @@ std::string Trainable::describe_trainable() const {
   if (lora_)
     out << lora_->count_parameters().to_string();
   else if (prompt_)
-    out << prompt_->count_parameters(*model_).to_string();
-  else
-    out << "trainable params: " << model_->score.numel() << " (the head)";
+    out << prompt_->count_parameters(llama()).to_string();
+  else {
+    int64_t n = 0;
+    for (const auto& [name, tensor] : named_trainable()) n += tensor.numel();
+    out << "trainable params: " << n << (method_ == "full" ? " (every weight)" : " (the head)");
+  }
   out << "\n" << sharded_->describe();
   return out.str();
 }

@@ -1,6 +1,6 @@
-// The model a training run adapts: the decoder (4-bit or not) with its head, the adapter that
-// trains (LoRA, a soft prompt, or the head alone), spread over the ranks by core/shard.h, and
-// the forward passes and loss sums the trainer and the evaluator need.
+// The model a training run adapts: a decoder or an encoder (4-bit or not) with its head, what
+// trains (LoRA, a soft prompt, every weight, or the head alone), spread over the ranks by
+// core/shard.h, and the forward passes and loss sums the trainer and the evaluator need.
 //
 // Loading happens once per node: the node's first rank reads, quantizes and attaches LoRA; the
 // other ranks build a skeleton whose layers are shape-only, and receive their shard.
@@ -18,6 +18,7 @@
 #include "core/shard.h"
 #include "data/batch.h"
 #include "launch/options.h"
+#include "models/backbone.h"
 #include "models/llama.h"
 #include "models/loader.h"
 #include "models/tokenizer.h"
@@ -52,7 +53,7 @@ class Trainable {
   ~Trainable();
 
   data::LabelKind label_kind() const { return labels_; }
-  models::LlamaModel& model() { return *model_; }
+  models::Backbone& model() { return *model_; }
   dist::ShardedModel& sharded() { return *sharded_; }
   at::Device device() const { return device_; }
 
@@ -68,9 +69,11 @@ class Trainable {
   // learning-rate scales (LoRA+) and weight-decay exclusions.
   std::vector<OptimGroup> optimizer_groups() const;
 
-  // The adapter in PEFT's format (every rank calls; `write` on one of them).
+  // The adapter in PEFT's format (every rank calls; `write` on one of them). With
+  // peft.method=full, a whole Hugging Face model folder (config.json, model.safetensors, the
+  // tokenizer's files) that transformers loads as it is.
   void save_adapter(const std::filesystem::path& dir, bool write);
-  // Sets the trainable values from an adapter folder save_adapter() wrote (every rank calls).
+  // Sets the trainable values from a folder save_adapter() wrote (every rank calls).
   void load_adapter_values(const std::filesystem::path& dir);
   std::string describe_trainable() const;
 
@@ -83,11 +86,15 @@ class Trainable {
                         const at::Tensor& class_weights) const;
   std::vector<std::pair<std::string, at::Tensor>> named_trainable() const;
 
+  // The decoder, when the model is one (prompt tuning and causal-LM heads need it).
+  models::LlamaModel& llama() const;
+
   std::string method_;
   data::LabelKind labels_;
   at::Device device_;
-  models::LlamaConfig model_config_;
-  std::unique_ptr<models::LlamaModel> model_;  // LoRA and sharding point into it: it never moves
+  std::string model_path_;
+  std::vector<std::string> classes_;  // named in a saved model's id2label
+  std::unique_ptr<models::Backbone> model_;  // LoRA and sharding point into it: it never moves
   std::unique_ptr<peft::LoraModel> lora_;
   std::unique_ptr<peft::PromptTuning> prompt_;
   std::unique_ptr<dist::ShardedModel> sharded_;

@@ -141,6 +141,19 @@ std::vector<TensorSlot> LlamaModel::root_slots() {
   return slots;
 }
 
+std::vector<TensorSlot> LlamaModel::head_slots() {
+  if (!score.defined()) return {};
+  return {{"score.weight", &score}};
+}
+
+at::Tensor* LlamaModel::tied_lm_head() {
+  return config_.head == HeadKind::kCausalLm && config_.tie_word_embeddings ? &lm_head : nullptr;
+}
+
+at::Tensor LlamaModel::classify(const at::Tensor& input_ids, const at::Tensor& attention_mask) const {
+  return sequence_logits(forward(input_ids, attention_mask).hidden, attention_mask);
+}
+
 std::vector<LinearSlotRef> LlamaModel::linear_table() {
   std::vector<LinearSlotRef> t;
   for (size_t i = 0; i < layers.size(); ++i) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/linear.h"
+#include "models/backbone.h"
 #include "models/llama_config.h"
 #include "models/weights.h"
 
@@ -42,7 +43,7 @@ struct LlamaOutput {
   at::Tensor hidden;  // [batch, seq, hidden] after the final norm
 };
 
-class LlamaModel {
+class LlamaModel final : public Backbone {
  public:
   LlamaModel() = default;
   // Allocates every weight (uninitialised) in `dtype` on `device`; loaders then fill them.
@@ -51,8 +52,17 @@ class LlamaModel {
   LlamaModel(LlamaConfig config, at::ScalarType dtype, at::Device device = at::kCPU, bool meta_layers = false);
 
   const LlamaConfig& config() const { return config_; }
-  at::ScalarType dtype() const { return dtype_; }
-  at::Device device() const { return device_; }
+  at::ScalarType dtype() const override { return dtype_; }
+  at::Device device() const override { return device_; }
+  std::string model_type() const override { return config_.model_type; }
+  bool is_encoder() const override { return false; }
+  HeadKind head_kind() const override { return config_.head; }
+  int num_layers() const override { return static_cast<int>(layers.size()); }
+  std::string layer_prefix() const override { return "model.layers."; }
+  std::vector<std::string> default_lora_targets() const override { return {"q_proj", "v_proj"}; }
+  at::Tensor* tied_lm_head() override;
+  // sequence_logits() of forward().
+  at::Tensor classify(const at::Tensor& input_ids, const at::Tensor& attention_mask) const override;
 
   // input_ids [batch, seq] int64. attention_mask [batch, seq] (1 = token, 0 = padding), or
   // undefined for no padding. Rotary positions count only real tokens, so left- and
@@ -80,31 +90,27 @@ class LlamaModel {
 
   KvCache make_cache(int64_t batch, int64_t capacity) const;
 
-  // How the decoder runs each layer. `layer` maps the layer's input to its output and owns
-  // copies of everything it needs (it may be called again later, e.g. to recompute in backward).
-  // The default calls it; a trainer installs one that gathers sharded weights around it or
-  // checkpoints activations (core/shard.h). Never does I/O itself.
-  using LayerFn = std::function<at::Tensor(const at::Tensor&)>;
-  using LayerRunner = std::function<at::Tensor(int index, const at::Tensor& x, const LayerFn& layer)>;
-  void set_layer_runner(LayerRunner runner) { layer_runner_ = std::move(runner); }
+  // How the decoder runs each layer (Backbone::LayerRunner); the default calls it.
+  void set_layer_runner(LayerRunner runner) override { layer_runner_ = std::move(runner); }
 
   // Layer `index`'s tensors as reassignable slots, named as Hugging Face names them after
   // "model.layers.N." (adapters and 4-bit parts by their op's names: "self_attn.q_proj.lora_A.weight").
-  std::vector<TensorSlot> layer_slots(int index);
+  std::vector<TensorSlot> layer_slots(int index) override;
   // The tensors outside the layers: embeddings, final norm, untied lm_head, score.
-  std::vector<TensorSlot> root_slots();
+  std::vector<TensorSlot> root_slots() override;
+  std::vector<TensorSlot> head_slots() override;
 
   // Moves or casts all weights.
-  void to(at::ScalarType dtype, at::Device device);
+  void to(at::ScalarType dtype, at::Device device) override;
 
   // Weights by Hugging Face name, in the order transformers lists them. Pointers stay valid as
   // long as the model does not move.
-  std::vector<WeightSlotRef> weight_table();
+  std::vector<WeightSlotRef> weight_table() override;
   // The decoder's projections by Hugging Face module name, in the same order (the heads are not
   // among them: quantization skips them and adapters train them in full).
-  std::vector<LinearSlotRef> linear_table();
+  std::vector<LinearSlotRef> linear_table() override;
   // Bytes held by all weights, scales and adapters.
-  int64_t resident_bytes() const;
+  int64_t resident_bytes() const override;
 
   at::Tensor embed_tokens;  // [vocab, hidden]
   std::vector<LlamaLayer> layers;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_file.h"
 
 namespace opine::models {
 
@@ -87,21 +88,15 @@ std::optional<int64_t> token_id(const json& j, const char* key) {
 }  // namespace
 
 LlamaConfig llama_config_from_hf_json(const std::string& path) {
-  std::ifstream in(path);
-  OPINE_CHECK_KIND(in.good(), ErrorKind::kIo, "cannot open ", path);
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw Error(ErrorKind::kFormat, detail::concat(path, ": not valid JSON: ", e.what()));
-  }
+  const json j = read_json_file(path);
   OPINE_CHECK_FORMAT(j.is_object(), path, ": expected a JSON object");
 
   LlamaConfig c;
   c.model_type = required<std::string>(j, "model_type", path);
   OPINE_CHECK_FORMAT(c.model_type == "llama" || c.model_type == "qwen2" || c.model_type == "mistral",
                      path, ": model_type '", c.model_type,
-                     "' is not a Llama-family decoder (supported: llama, qwen2, mistral)");
+                     "' is not a Llama-family decoder or an encoder opine reads (decoders: llama, qwen2, mistral; "
+                     "encoders: bert, roberta, xlm-roberta)");
   c.vocab_size = required<int64_t>(j, "vocab_size", path);
   c.hidden_size = required<int64_t>(j, "hidden_size", path);
   c.intermediate_size = required<int64_t>(j, "intermediate_size", path);

@@ -6,12 +6,69 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <algorithm>
 
 #include "core/error.h"
+#include "core/json_file.h"
+#include "core/log.h"
+#include "models/encoder_config.h"
 #include "models/llama2c.h"
 #include "models/safetensors.h"
 
 namespace opine::models {
+
+namespace {
+
+std::string model_type_of(const std::string& config_path) {
+  const nlohmann::json j = read_json_file(config_path);
+  return j.is_object() && j.contains("model_type") && j.at("model_type").is_string()
+             ? j.at("model_type").get<std::string>()
+             : "";
+}
+
+// An encoder checkpoint under the names of the *ForSequenceClassification model: a bare
+// BertModel / RobertaModel (sentence-transformers) has no "bert." / "roberta." prefix.
+class PrefixedSource final : public TensorSource {
+ public:
+  PrefixedSource(std::unique_ptr<TensorSource> inner, std::string prefix)
+      : inner_(std::move(inner)), prefix_(std::move(prefix)) {}
+  std::vector<std::string> names() const override {
+    std::vector<std::string> out;
+    for (const std::string& n : inner_->names()) out.push_back(prefix_ + n);
+    return out;
+  }
+  std::vector<int64_t> shape(const std::string& name) const override { return inner_->shape(strip(name)); }
+  at::Tensor get(const std::string& name) const override { return inner_->get(strip(name)); }
+  std::string describe() const override { return inner_->describe(); }
+
+ private:
+  std::string strip(const std::string& name) const {
+    OPINE_ASSERT(name.starts_with(prefix_), name, " lacks the prefix ", prefix_);
+    return name.substr(prefix_.size());
+  }
+  std::unique_ptr<TensorSource> inner_;
+  std::string prefix_;
+};
+
+// Wraps a bare checkpoint, and lists the tensors transformers' sequence classifier skips: the
+// masked-LM and next-sentence heads, RoBERTa's pooler, and old position_ids buffers.
+std::unique_ptr<TensorSource> encoder_source(std::unique_ptr<TensorSource> source, const EncoderConfig& c,
+                                             std::vector<std::string>& ignored) {
+  const std::string prefix = c.base_prefix();
+  bool prefixed = false;
+  for (const std::string& n : source->names()) prefixed = prefixed || n.starts_with(prefix);
+  if (!prefixed) source = std::make_unique<PrefixedSource>(std::move(source), prefix);
+  for (const std::string& n : source->names()) {
+    const bool unused = n.starts_with("cls.") || n.starts_with("lm_head.") || n.ends_with("embeddings.position_ids") ||
+                        (c.roberta_style() && n.starts_with(prefix + "pooler.")) ||
+                        (!prefixed && (n.starts_with(prefix + "cls.") || n.starts_with(prefix + "lm_head.")));
+    if (unused) ignored.push_back(n);
+  }
+  return source;
+}
+
+}  // namespace
 
 const char* model_format_name(ModelFormat format) {
   switch (format) {
@@ -47,9 +104,12 @@ ModelFile open_model_file(const std::string& path) {
   file.path = path;
   file.format = format;
   if (format == ModelFormat::kHuggingFace) {
-    file.config = llama_config_from_hf_json((std::filesystem::path(path) / "config.json").string());
-    auto source = std::make_unique<SafetensorsSource>(path);
-    file.stored_types = source->dtype_counts();
+    const std::string config = (std::filesystem::path(path) / "config.json").string();
+    if (is_encoder_model_type(model_type_of(config))) file.encoder = encoder_config_from_hf_json(config);
+    else file.config = llama_config_from_hf_json(config);
+    std::unique_ptr<TensorSource> source = std::make_unique<SafetensorsSource>(path);
+    file.stored_types = static_cast<SafetensorsSource&>(*source).dtype_counts();
+    if (file.encoder) source = encoder_source(std::move(source), *file.encoder, file.ignored_tensors);
     file.tensors = std::move(source);
   } else {
     auto source = std::make_unique<Llama2cSource>(path);
@@ -61,17 +121,25 @@ ModelFile open_model_file(const std::string& path) {
 }
 
 LlamaModel load_model(ModelFile& file, const LoadOptions& options) {
+  OPINE_CHECK(!file.encoder, file.path, " is a ", file.encoder ? file.encoder->model_type : "", " encoder, not a decoder");
   LlamaConfig config = file.config;
   std::vector<std::string> ignored = file.ignored_tensors;
-  const bool new_head = options.head && *options.head != config.head;
+  const int64_t labels = options.head == HeadKind::kRegression ? 1 : options.num_labels;
+  const bool new_head = options.head && (*options.head != config.head ||
+                                         (config.head != HeadKind::kCausalLm && labels != config.num_labels));
   if (new_head) {
-    OPINE_CHECK(config.head == HeadKind::kCausalLm && *options.head != HeadKind::kCausalLm, file.path,
-                ": cannot turn a ", head_kind_name(config.head), " head into a ",
-                head_kind_name(*options.head), " head");
+    OPINE_CHECK(*options.head != HeadKind::kCausalLm, file.path, ": cannot turn a ", head_kind_name(config.head),
+                " head into a ", head_kind_name(*options.head), " head");
+    if (config.head == HeadKind::kCausalLm) {
+      if (!file.config.tie_word_embeddings) ignored.push_back("lm_head.weight");
+    } else {
+      log::info(file.path, ": its ", config.num_labels, "-label ", head_kind_name(config.head),
+                " head is replaced by a new ", labels, "-label ", head_kind_name(*options.head), " head");
+      ignored.push_back("score.weight");
+    }
     config.head = *options.head;
-    config.num_labels = *options.head == HeadKind::kRegression ? 1 : options.num_labels;
+    config.num_labels = labels;
     OPINE_CHECK(config.num_labels > 0, "a classification head needs num_labels > 0");
-    if (!file.config.tie_word_embeddings) ignored.push_back("lm_head.weight");
   }
   LlamaModel model(config, at::kFloat, at::kCPU);
   std::vector<WeightSlotRef> table = model.weight_table();
@@ -82,6 +150,67 @@ LlamaModel load_model(ModelFile& file, const LoadOptions& options) {
   load_weight_table(table, *file.tensors, ignored);
   model.to(options.dtype, options.device);
   return model;
+}
+
+static EncoderConfig encoder_config_for(const ModelFile& file, const LoadOptions& options, bool* new_head) {
+  OPINE_ASSERT(file.encoder.has_value(), file.path, " is not an encoder");
+  EncoderConfig config = *file.encoder;
+  *new_head = false;
+  if (!options.head) return config;
+  OPINE_CHECK(*options.head != HeadKind::kCausalLm, file.path, " is a ", config.model_type,
+              " encoder: it has no language-model head (use a classification or regression head)");
+  const int64_t labels = *options.head == HeadKind::kRegression ? 1 : options.num_labels;
+  OPINE_CHECK(labels > 0, "a classification head needs num_labels > 0");
+  *new_head = config.head != options.head || config.num_labels != labels;
+  if (*new_head && config.head)
+    log::info(file.path, ": its ", config.num_labels, "-label ", head_kind_name(*config.head),
+              " head is replaced by a new ", labels, "-label ", head_kind_name(*options.head), " head");
+  config.head = *options.head;
+  config.num_labels = labels;
+  if (*new_head) config.labels.clear();
+  return config;
+}
+
+EncoderModel load_encoder(ModelFile& file, const LoadOptions& options) {
+  bool new_head = false;
+  const EncoderConfig config = encoder_config_for(file, options, &new_head);
+  EncoderModel model(config, at::kFloat, at::kCPU);
+  std::vector<WeightSlotRef> table = model.weight_table();
+  std::vector<std::string> ignored = file.ignored_tensors;
+  const std::vector<std::string> present = file.tensors->names();
+  auto in_file = [&](const std::string& name) { return std::find(present.begin(), present.end(), name) != present.end(); };
+  // A new head is drawn, not read; the file's head (if any) is skipped. A BERT checkpoint saved
+  // without its pooler gets a new one too, as transformers initialises missing weights.
+  const std::string pooler = config.base_prefix() + "pooler.dense.weight";
+  const bool new_pooler = model.has_pooler() && !in_file(pooler);
+  if (new_pooler) log::warn(file.path, ": has no pooler weights; the pooler is initialised at random");
+  for (const std::string& name : present)
+    if (name.starts_with("classifier.") && new_head) ignored.push_back(name);
+  std::erase_if(table, [&](const WeightSlotRef& s) {
+    return (new_head && s.name.starts_with("classifier.")) || (new_pooler && s.name.find(".pooler.") != std::string::npos);
+  });
+  if (new_head || new_pooler) model.initialize_head(options.seed, new_pooler);
+  load_weight_table(table, *file.tensors, ignored);
+  model.to(options.dtype, options.device);
+  return model;
+}
+
+std::unique_ptr<Backbone> load_backbone(ModelFile& file, const LoadOptions& options) {
+  if (file.encoder) return std::make_unique<EncoderModel>(load_encoder(file, options));
+  return std::make_unique<LlamaModel>(load_model(file, options));
+}
+
+std::unique_ptr<Backbone> backbone_skeleton(const ModelFile& file, const LoadOptions& options) {
+  if (file.encoder) {
+    bool new_head = false;
+    return std::make_unique<EncoderModel>(encoder_config_for(file, options, &new_head), options.dtype,
+                                          options.device, /*meta_layers=*/true);
+  }
+  LlamaConfig c = file.config;
+  if (options.head && *options.head != c.head) c.head = *options.head;
+  if (c.head != HeadKind::kCausalLm)
+    c.num_labels = c.head == HeadKind::kRegression ? 1 : (options.head ? options.num_labels : c.num_labels);
+  return std::make_unique<LlamaModel>(c, options.dtype, options.device, /*meta_layers=*/true);
 }
 
 LlamaModel load_model(const std::string& path, const LoadOptions& options) {

@@ -9,6 +9,8 @@
 #include "models/tokenizer_bpe.h"
 #include "models/tokenizer_llama2c.h"
 #include "models/tokenizer_spm.h"
+#include "models/tokenizer_wordpiece.h"
+#include "models/tokenizer_xlmr.h"
 
 namespace opine::models {
 
@@ -117,12 +119,18 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path, std::optional
     if (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt"))
       return load_vocab_merges((dir / "vocab.json").string(), (dir / "merges.txt").string());
     if (fs::exists(dir / "tokenizer.model")) return std::make_unique<SentencePieceTokenizer>((dir / "tokenizer.model").string());
+    if (fs::exists(dir / "sentencepiece.bpe.model"))
+      return load_xlmr_tokenizer((dir / "sentencepiece.bpe.model").string());
+    if (fs::exists(dir / "vocab.txt")) return load_wordpiece_vocab((dir / "vocab.txt").string());
     if (fs::exists(dir / "tokenizer.bin")) return load_tokenizer((dir / "tokenizer.bin").string(), vocab_size);
-    throw Error(ErrorKind::kIo, path + ": no tokenizer.json, vocab.json + merges.txt, tokenizer.model or tokenizer.bin");
+    throw Error(ErrorKind::kIo, path + ": no tokenizer.json, vocab.json + merges.txt, tokenizer.model, "
+                                       "sentencepiece.bpe.model, vocab.txt or tokenizer.bin");
   }
   const fs::path file(path);
   const std::string name = file.filename().string();
+  if (name == "sentencepiece.bpe.model") return load_xlmr_tokenizer(path);
   if (file.extension() == ".model") return std::make_unique<SentencePieceTokenizer>(path);
+  if (file.extension() == ".txt") return load_wordpiece_vocab(path);
   if (file.extension() == ".json") return load_hf_tokenizer_json(path);
   if (file.extension() == ".gguf") return load_gguf_tokenizer(gguf::File::open(path));
   if (file.extension() == ".bin") {
@@ -131,7 +139,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path, std::optional
     return std::make_unique<Llama2cTokenizer>(path, *vocab_size);
   }
   throw Error(ErrorKind::kUser, path + ": unknown tokenizer format (tokenizer.json, vocab.json + merges.txt folder, "
-                                       "tokenizer.model, .gguf or llama2.c tokenizer.bin)");
+                                       "tokenizer.model, sentencepiece.bpe.model (XLM-R), vocab.txt (WordPiece), "
+                                       ".gguf or llama2.c tokenizer.bin)");
 }
 
 }  // namespace opine::models

@@ -1,6 +1,6 @@
 // Text to token ids and back. One interface over every tokenizer format opine reads:
-// SentencePiece models, Hugging Face tokenizer.json, vocab.json + merges.txt, GGUF metadata and
-// llama2.c tokenizer.bin.
+// SentencePiece models, Hugging Face tokenizer.json, vocab.json + merges.txt, GGUF metadata,
+// llama2.c tokenizer.bin, and the encoders' WordPiece vocab.txt and XLM-R sentencepiece.bpe.model.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace opine::models {
@@ -32,6 +33,10 @@ class Tokenizer {
   virtual std::string id_to_token(int64_t id) const = 0;
   // What the file says about its format ("sentencepiece", "bpe (byte-level)", ...).
   virtual std::string kind() const = 0;
+  // How many tokens encode(text, true) puts before and after the text's own: {1, 1} for BERT's
+  // [CLS] ... [SEP] and XLM-R's <s> ... </s>. Truncation keeps them. The decoders' tokenizers
+  // answer {0, 0} and the pipeline keeps their BOS by its id.
+  virtual std::pair<int, int> special_around() const { return {0, 0}; }
 
   // Many texts at once, over `threads` threads (0 = all cores); same result as encode() each.
   std::vector<std::vector<int64_t>> encode_batch(const std::vector<std::string>& texts, bool add_special = true,
@@ -59,8 +64,10 @@ class StreamDecoder {
 // calls it first.
 void check_utf8(std::string_view text);
 
-// Opens a tokenizer from a file or a folder: tokenizer.json, vocab.json + merges.txt,
-// tokenizer.model (SentencePiece), a .gguf file, or a llama2.c tokenizer.bin (needs vocab_size).
+// Opens a tokenizer from a file or a folder: tokenizer.json (BPE, WordPiece; Unigram with XLM-R's
+// sentencepiece.bpe.model beside it), vocab.json + merges.txt, tokenizer.model (SentencePiece),
+// sentencepiece.bpe.model (XLM-R), vocab.txt (WordPiece), a .gguf file, or a llama2.c
+// tokenizer.bin (needs vocab_size).
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path, std::optional<int64_t> vocab_size = {});
 
 }  // namespace opine::models

@@ -169,6 +169,7 @@ class BpeTokenizer final : public Tokenizer {
     return spec_.vocab[id];
   }
   std::string kind() const override { return spec_.kind; }
+  std::pair<int, int> special_around() const override { return spec_.special_around; }
 
  private:
   // Normalizer, pre-tokenizer and model over one stretch of text without special tokens.

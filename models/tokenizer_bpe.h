@@ -7,7 +7,10 @@
 //    Digits, Sequence; post-processors TemplateProcessing, ByteLevel, Roberta/BertProcessing,
 //    Sequence; decoders ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace, Sequence; added
 //    tokens (special or not, lstrip/rstrip/single_word/normalized), matched before the model,
-//    leftmost-longest. Anything else is an opine::Error (kFormat) naming the component and file.
+//    leftmost-longest. Also model WordPiece with BertNormalizer, BertPreTokenizer and the
+//    WordPiece decoder (models/tokenizer_wordpiece.h); a Unigram model is read as XLM-R from the
+//    sentencepiece.bpe.model beside the file (models/tokenizer_xlmr.h). Anything else is an
+//    opine::Error (kFormat) naming the component and file.
 //    A tokenizer_config.json beside it adds its added_tokens_decoder, names BOS/EOS/PAD and, when
 //    it states add_bos_token / add_eos_token, decides what add_special puts around a text.
 //  * vocab.json + merges.txt (GPT-2, Qwen2): byte-level BPE with the model family's pre-tokenizer

@@ -2,8 +2,11 @@
 // vocab.json + merges.txt pair or a GGUF vocabulary is turned into. Shared by the loaders
 // (tokenizer_hf_json.cpp, tokenizer_gguf.cpp), the text utilities (tokenizer_unicode.cpp), the
 // stages (pretokenize.cpp, tokenizer_decoders.cpp), the models (tokenizer_bpe_models.cpp) and the
-// tokenizer itself (tokenizer_bpe.cpp). Not part of the public interface.
+// tokenizer itself (tokenizer_bpe.cpp); the encoders' WordPiece (tokenizer_wordpiece.cpp) and
+// XLM-R (tokenizer_xlmr.cpp) tokenizers run on the same pipeline. Not part of the public interface.
 #pragma once
+
+#include <nlohmann/json_fwd.hpp>
 
 #include <array>
 #include <cstdint>
@@ -17,6 +20,7 @@
 #include <vector>
 
 #include "models/tokenizer.h"
+#include "models/tokenizer_wordpiece.h"
 
 struct pcre2_real_code_8;  // PCRE2's compiled pattern; pcre2.h stays inside pretokenize.cpp
 
@@ -179,6 +183,22 @@ std::unique_ptr<Model> make_bpe_model(std::vector<std::string> vocab, const std:
 std::unique_ptr<Model> make_spm_model(std::vector<std::string> vocab, std::vector<float> scores,
                                       std::optional<int32_t> unk_id);
 
+// ---- WordPiece (tokenizer_wordpiece.cpp) -----------------------------------------------------
+
+// BertNormalizer: clean_text, handle_chinese_chars, strip_accents, lowercase.
+std::unique_ptr<Normalizer> make_bert_normalizer(const BertNormalizerOptions& options);
+// BertPreTokenizer: whitespace split (removed), every punctuation character a piece of its own.
+std::unique_ptr<PreTokenizer> make_bert_pre_tokenizer();
+// WordPiece's decoder: "##" pieces join the token before them, others get a space; `cleanup`
+// removes the space before . ? ! , and inside English contractions, token by token.
+std::unique_ptr<Decoder> make_wordpiece_decoder(std::string prefix, bool cleanup);
+// Greedy longest-match-first WordPiece: a word longer than `max_input_chars_per_word`
+// characters, or one that cannot be spelled from the vocabulary, is the unknown token.
+// `vocab`: the model's tokens by id (empty strings for ids it does not have).
+std::unique_ptr<Model> make_wordpiece_model(const std::vector<std::string>& vocab, int64_t unk_id,
+                                            std::string continuing_subword_prefix,
+                                            size_t max_input_chars_per_word);
+
 // ---- The tokenizer ---------------------------------------------------------------------------
 
 struct AddedToken {
@@ -190,6 +210,10 @@ struct AddedToken {
   bool single_word = false;
   bool normalized = false;
 };
+
+// An added token as tokenizer.json's "added_tokens" and tokenizer_config.json's
+// "added_tokens_decoder" write one (content, special, lstrip, rstrip, single_word, normalized).
+AddedToken parse_added_token(const nlohmann::json& j, int64_t id);
 
 // How special tokens written in the text are found.
 enum class SpecialMatching {
@@ -218,6 +242,8 @@ struct PipelineSpec {
   std::optional<int64_t> bos, eos, pad;
   // Ids decode(skip_special = true) drops; unset: the special added tokens (HF rule).
   std::optional<std::vector<bool>> skip_on_decode;
+  // Tokenizer::special_around(): {0, 0} for decoders, the frame's sizes for encoders.
+  std::pair<int, int> special_around = {0, 0};
 };
 
 std::unique_ptr<Tokenizer> make_bpe_tokenizer(PipelineSpec spec);

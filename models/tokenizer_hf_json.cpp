@@ -1,5 +1,6 @@
-// Loaders for Hugging Face tokenizers: tokenizer.json (with tokenizer_config.json beside it) and
-// the vocab.json + merges.txt layout of GPT-2 and Qwen2.
+// Loaders for Hugging Face tokenizers: tokenizer.json (with tokenizer_config.json beside it; BPE
+// and WordPiece models here, Unigram handed to the XLM-R loader) and the vocab.json + merges.txt
+// layout of GPT-2 and Qwen2.
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -7,8 +8,10 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "models/tokenizer_bpe.h"
 #include "models/tokenizer_bpe_internal.h"
+#include "models/tokenizer_xlmr.h"
 
 namespace opine::models {
 namespace {
@@ -17,27 +20,12 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 using namespace bpe;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  OPINE_CHECK_KIND(in.good(), ErrorKind::kIo, "cannot open ", path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-json parse_json(const std::string& path) {
-  const std::string text = read_file(path);
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(ErrorKind::kFormat, path + ": not valid JSON: " + e.what());
-  }
-}
+json parse_json(const std::string& path) { return read_json_file(path); }
 
 [[noreturn]] void unsupported(const std::string& what, const std::string& type, const std::string& file) {
   throw Error(ErrorKind::kFormat, detail::concat(file, ": unsupported ", what, " '", type,
-                                                 "' (opine's BPE tokenizers read the components real LLM "
-                                                 "tokenizers use; see models/tokenizer_bpe.h)"));
+                                                 "' (opine reads the components real LLM and BERT tokenizers "
+                                                 "use; see models/tokenizer_bpe.h and models/tokenizer_wordpiece.h)"));
 }
 
 std::string type_of(const json& j, const std::string& what, const std::string& file) {
@@ -73,6 +61,15 @@ std::unique_ptr<Normalizer> parse_normalizer(const json& j, const std::string& f
   }
   if (type == "Strip")
     return make_strip_normalizer(j.value("strip_left", true), j.value("strip_right", true));
+  if (type == "BertNormalizer") {
+    BertNormalizerOptions options;
+    options.clean_text = j.value("clean_text", true);
+    options.handle_chinese_chars = j.value("handle_chinese_chars", true);
+    if (j.contains("strip_accents") && j["strip_accents"].is_boolean())
+      options.strip_accents = j["strip_accents"].get<bool>();
+    options.lowercase = j.value("lowercase", true);
+    return make_bert_normalizer(options);
+  }
   unsupported("normalizer", type, file);
 }
 
@@ -123,6 +120,7 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const json& j, const std::stri
     return make_metaspace(j.value("replacement", std::string("\xE2\x96\x81")), parse_scheme(j, file),
                           j.value("split", true));
   if (type == "Digits") return make_digits(j.value("individual_digits", false));
+  if (type == "BertPreTokenizer") return make_bert_pre_tokenizer();
   unsupported("pre_tokenizer", type, file);
 }
 
@@ -146,6 +144,8 @@ std::unique_ptr<Decoder> parse_decoder(const json& j, const std::string& file) {
     return make_strip_decoder(j.at("content").get<std::string>(), j.value("start", 0), j.value("stop", 0));
   if (type == "Metaspace")
     return make_metaspace_decoder(j.value("replacement", std::string("\xE2\x96\x81")), parse_scheme(j, file));
+  if (type == "WordPiece")
+    return make_wordpiece_decoder(j.value("prefix", std::string("##")), j.value("cleanup", true));
   unsupported("decoder", type, file);
 }
 
@@ -237,18 +237,6 @@ Merge resolve_merge(const std::string& a, const std::string& b, const StringMap<
           static_cast<int32_t>(ij->second)};
 }
 
-AddedToken parse_added_token(const json& j, int64_t id) {
-  AddedToken t;
-  t.id = id;
-  t.content = j.at("content").get<std::string>();
-  t.special = j.value("special", false);
-  t.lstrip = j.value("lstrip", false);
-  t.rstrip = j.value("rstrip", false);
-  t.single_word = j.value("single_word", false);
-  t.normalized = j.value("normalized", !t.special);
-  return t;
-}
-
 // "bos_token": "<s>" or {"content": "<s>", ...} or null (explicitly none).
 std::optional<std::optional<std::string>> config_token(const json& config, const char* key) {
   if (!config.is_object() || !config.contains(key)) return std::nullopt;  // not said
@@ -338,42 +326,64 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
     const json& model = j["model"];
     const std::string model_type =
         model.contains("type") ? model["type"].get<std::string>() : (model.contains("merges") ? "BPE" : "?");
-    if (model_type != "BPE") unsupported("model", model_type, path);
-    OPINE_CHECK_FORMAT(model.contains("vocab") && model["vocab"].is_object(), path,
-                       ": BPE model without a vocab");
-    OPINE_CHECK_FORMAT(model.contains("merges") && model["merges"].is_array(), path,
-                       ": BPE model without merges");
-    if (model.contains("dropout") && model["dropout"].is_number() && model["dropout"].get<double>() > 0)
-      unsupported("BPE option", "dropout", path);
+    if (model_type == "Unigram") {
+      // XLM-R's converted SentencePiece model: pieces and pipeline come from its
+      // sentencepiece.bpe.model, scores and the added tokens' flags from this file.
+      const fs::path spm = fs::path(path).parent_path() / "sentencepiece.bpe.model";
+      OPINE_CHECK_FORMAT(fs::exists(spm), path,
+                         ": a Unigram tokenizer.json; opine reads XLM-R's sentencepiece.bpe.model for Unigram "
+                         "tokenizers, and there is none beside this file");
+      return load_xlmr_tokenizer(spm.string(), j);
+    }
+    const bool wordpiece = model_type == "WordPiece";
+    if (model_type != "BPE" && !wordpiece) unsupported("model", model_type, path);
+    OPINE_CHECK_FORMAT(model.contains("vocab") && model["vocab"].is_object(), path, ": ", model_type,
+                       " model without a vocab");
+    if (!wordpiece) {
+      OPINE_CHECK_FORMAT(model.contains("merges") && model["merges"].is_array(), path,
+                         ": BPE model without merges");
+      if (model.contains("dropout") && model["dropout"].is_number() && model["dropout"].get<double>() > 0)
+        unsupported("BPE option", "dropout", path);
+    }
 
     StringMap<int64_t> vocab;
     for (const auto& [token, id] : model["vocab"].items()) vocab.emplace(token, id.get<int64_t>());
-    BpeOptions options;
     auto string_or_empty = [&](const char* key) {
       return model.contains(key) && model[key].is_string() ? model[key].get<std::string>() : std::string();
     };
-    options.continuing_subword_prefix = string_or_empty("continuing_subword_prefix");
-    options.end_of_word_suffix = string_or_empty("end_of_word_suffix");
-    options.byte_fallback = model.value("byte_fallback", false);
-    options.fuse_unk = model.value("fuse_unk", false);
-    options.ignore_merges = model.value("ignore_merges", false);
-    if (const std::string unk = string_or_empty("unk_token"); !unk.empty()) {
-      const auto it = vocab.find(unk);
-      OPINE_CHECK_FORMAT(it != vocab.end(), path, ": unk_token '", unk, "' is not in the vocabulary");
-      options.unk_id = static_cast<int32_t>(it->second);
-    }
+    BpeOptions options;
     std::vector<Merge> merges;
-    merges.reserve(model["merges"].size());
-    size_t index = 0;
-    for (const json& m : model["merges"]) {
-      const std::string where = detail::concat(path, ": merges[", index++, "]");
-      if (m.is_array()) {
-        OPINE_CHECK_FORMAT(m.size() == 2, where, ": a merge pair needs two tokens");
-        merges.push_back(resolve_merge(m[0].get<std::string>(), m[1].get<std::string>(), vocab,
-                                       options.continuing_subword_prefix, where));
-      } else {
-        const auto [a, b] = split_merge(m.get<std::string>(), vocab, where);
-        merges.push_back(resolve_merge(a, b, vocab, options.continuing_subword_prefix, where));
+    if (wordpiece) {
+      // The library's defaults for what the file leaves out.
+      options.continuing_subword_prefix =
+          model.contains("continuing_subword_prefix") ? string_or_empty("continuing_subword_prefix") : "##";
+      const std::string unk = model.contains("unk_token") ? string_or_empty("unk_token") : "[UNK]";
+      const auto it = vocab.find(unk);
+      OPINE_CHECK_FORMAT(it != vocab.end(), path, ": WordPiece unk_token '", unk, "' is not in the vocabulary");
+      options.unk_id = static_cast<int32_t>(it->second);
+    } else {
+      options.continuing_subword_prefix = string_or_empty("continuing_subword_prefix");
+      options.end_of_word_suffix = string_or_empty("end_of_word_suffix");
+      options.byte_fallback = model.value("byte_fallback", false);
+      options.fuse_unk = model.value("fuse_unk", false);
+      options.ignore_merges = model.value("ignore_merges", false);
+      if (const std::string unk = string_or_empty("unk_token"); !unk.empty()) {
+        const auto it = vocab.find(unk);
+        OPINE_CHECK_FORMAT(it != vocab.end(), path, ": unk_token '", unk, "' is not in the vocabulary");
+        options.unk_id = static_cast<int32_t>(it->second);
+      }
+      merges.reserve(model["merges"].size());
+      size_t index = 0;
+      for (const json& m : model["merges"]) {
+        const std::string where = detail::concat(path, ": merges[", index++, "]");
+        if (m.is_array()) {
+          OPINE_CHECK_FORMAT(m.size() == 2, where, ": a merge pair needs two tokens");
+          merges.push_back(resolve_merge(m[0].get<std::string>(), m[1].get<std::string>(), vocab,
+                                         options.continuing_subword_prefix, where));
+        } else {
+          const auto [a, b] = split_merge(m.get<std::string>(), vocab, where);
+          merges.push_back(resolve_merge(a, b, vocab, options.continuing_subword_prefix, where));
+        }
       }
     }
 
@@ -389,15 +399,28 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
     spec.pre_tokenizer = parse_pre_tokenizer(j.value("pre_tokenizer", json()), path, byte_level);
     spec.decoder = parse_decoder(j.value("decoder", json()), path);
     parse_post_processor(j.value("post_processor", json()), path, spec.prefix, spec.suffix);
-    spec.model = make_bpe_model(spec.vocab, merges, options, /*keep_first_duplicate=*/false);
+    if (wordpiece) {
+      const size_t max_chars = model.value("max_input_chars_per_word", size_t{100});
+      spec.model = make_wordpiece_model(spec.vocab, *options.unk_id, options.continuing_subword_prefix, max_chars);
+    } else {
+      spec.model = make_bpe_model(spec.vocab, merges, options, /*keep_first_duplicate=*/false);
+    }
     place_added_tokens(spec, path);
-    resolve_special_ids(config, spec);
-    apply_add_flags(config, spec);
+    if (wordpiece) {
+      // BERT has neither BOS nor EOS; what add_special puts around a text is the post-processor's.
+      const auto pad = config_token(config, "pad_token");
+      spec.pad = pad && *pad ? find_id(spec, **pad) : find_id(spec, "[PAD]");
+      spec.special_around = {static_cast<int>(spec.prefix.size()), static_cast<int>(spec.suffix.size())};
+    } else {
+      resolve_special_ids(config, spec);
+      apply_add_flags(config, spec);
+    }
     for (const auto* frame : {&spec.prefix, &spec.suffix})
       for (int64_t id : *frame)
         OPINE_CHECK_FORMAT(id >= 0 && id < static_cast<int64_t>(spec.vocab.size()), path,
                            ": the post-processor adds id ", id, ", outside the vocabulary");
-    spec.kind = byte_level              ? "bpe (byte-level, tokenizer.json)"
+    spec.kind = wordpiece               ? "wordpiece"
+                : byte_level            ? "bpe (byte-level, tokenizer.json)"
                 : options.byte_fallback ? "bpe (sentencepiece-style, tokenizer.json)"
                                         : "bpe (tokenizer.json)";
     return make_bpe_tokenizer(std::move(spec));
@@ -538,5 +561,21 @@ std::unique_ptr<Tokenizer> load_vocab_merges(const std::string& vocab_json, cons
     throw Error(ErrorKind::kFormat, vocab_json + ": " + e.what());
   }
 }
+
+namespace bpe {
+
+AddedToken parse_added_token(const json& j, int64_t id) {
+  AddedToken t;
+  t.id = id;
+  t.content = j.at("content").get<std::string>();
+  t.special = j.value("special", false);
+  t.lstrip = j.value("lstrip", false);
+  t.rstrip = j.value("rstrip", false);
+  t.single_word = j.value("single_word", false);
+  t.normalized = j.value("normalized", !t.special);
+  return t;
+}
+
+}  // namespace bpe
 
 }  // namespace opine::models

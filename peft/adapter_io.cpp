@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "models/safetensors.h"
 #include "models/weights.h"
 
@@ -30,15 +31,7 @@ std::string file_in(const std::string& dir, const char* name) {
   return path;
 }
 
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  OPINE_CHECK_KIND(in.good(), ErrorKind::kIo, "cannot read ", path);
-  try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw Error(ErrorKind::kFormat, path + ": not valid JSON: " + e.what());
-  }
-}
+json read_json(const std::string& path) { return read_json_file(path); }
 
 // Temp file + rename, so a crash never leaves half a config.
 void write_text_atomic(const std::string& path, const std::string& text) {
@@ -124,7 +117,7 @@ LoraConfig read_lora_config(const std::string& dir) {
   return lora_config_from_json(read_json(path), path);
 }
 
-LoraModel load_lora_adapter(const std::string& dir, models::LlamaModel& model) {
+LoraModel load_lora_adapter(const std::string& dir, models::Backbone& model) {
   const std::string path = file_in(dir, kAdapterConfigFile);
   LoraConfig config = read_lora_config(dir);
   config.init_lora_weights = "false";  // nothing to draw: the file has the values

@@ -24,7 +24,7 @@ void save_lora_adapter(const std::string& dir, const LoraModel& lora);
 // Attaches the adapter in DIR to `model` (which must outlive the result).
 // DIR/adapter_config.json of a LoRA adapter.
 LoraConfig read_lora_config(const std::string& dir);
-LoraModel load_lora_adapter(const std::string& dir, models::LlamaModel& model);
+LoraModel load_lora_adapter(const std::string& dir, models::Backbone& model);
 
 void save_prompt_tuning(const std::string& dir, const PromptTuning& prompt, const models::LlamaConfig& model);
 PromptTuning load_prompt_tuning(const std::string& dir, models::LlamaModel& model);

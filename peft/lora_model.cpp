@@ -75,7 +75,7 @@ bool lora_targets(const LoraConfig& c, const std::string& module) {
   return found;
 }
 
-LoraModel::LoraModel(models::LlamaModel& model, LoraConfig config, uint64_t seed, bool initialize)
+LoraModel::LoraModel(models::Backbone& model, LoraConfig config, uint64_t seed, bool initialize)
     : model_(&model), config_(std::move(config)) {
   config_.validate("LoRA config");
   std::vector<LinearSlotRef> table = model.linear_table();
@@ -86,13 +86,17 @@ LoraModel::LoraModel(models::LlamaModel& model, LoraConfig config, uint64_t seed
       bool any = false;
       for (const auto& s : table) any = any || name_matches(s.name, t);
       if (any) continue;
+      // The projections' names within a layer, for the message ("self_attn.q_proj", "attention.self.query").
+      std::string kinds;
+      const std::string first = model.layer_prefix() + "0.";
+      for (const auto& s : table)
+        if (s.name.starts_with(first)) kinds += (kinds.empty() ? "" : ", ") + s.name.substr(first.size());
       for (const models::WeightSlotRef& w : model.weight_table())
         OPINE_CHECK(!name_matches(w.name.substr(0, w.name.rfind('.')), t), "LoRA target '", t, "' is the model's ",
-                    w.name.substr(0, w.name.rfind('.')),
-                    ", which opine does not adapt with LoRA (only the decoder projections q_proj, k_proj, v_proj, "
-                    "o_proj, gate_proj, up_proj, down_proj); train it in full with modules_to_save");
-      OPINE_CHECK(false, "LoRA target module '", t, "' is not in the model (its projections are q_proj, k_proj, "
-                  "v_proj, o_proj, gate_proj, up_proj, down_proj, e.g. ", table.empty() ? "" : table[0].name, ")");
+                    w.name.substr(0, w.name.rfind('.')), ", which opine does not adapt with LoRA (only the projections ",
+                    kinds, "); train it in full with modules_to_save");
+      OPINE_CHECK(false, "LoRA target module '", t, "' is not in the model (its projections are ", kinds, ", e.g. ",
+                  table.empty() ? "" : table[0].name, ")");
     }
   }
 
@@ -151,7 +155,7 @@ std::vector<std::pair<std::string, at::Tensor>> LoraModel::named_trainable() con
   return out;
 }
 
-int64_t base_parameter_count(models::LlamaModel& model) {
+int64_t base_parameter_count(models::Backbone& model) {
   int64_t all = 0;
   for (const models::WeightSlotRef& w : model.weight_table()) all += elements(*w.tensor);
   for (const LinearSlotRef& s : model.linear_table()) {

@@ -1,4 +1,4 @@
-// LoRA on a Llama-family model, as PEFT's LoraModel does it: the decoder projections that the
+// LoRA on a model of any family (models/backbone.h), as PEFT's LoraModel does it: the projections that the
 // config's target_modules name are wrapped by LoraLinear (over whatever base they have, dense or
 // 4-bit), modules_to_save (the "score" head) train in full as their own copies, and the chosen
 // biases train too. Names follow PEFT's state dict, without the adapter name
@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "models/llama.h"
+#include "models/backbone.h"
 #include "peft/lora_config.h"
 #include "peft/lora_linear.h"
 #include "peft/modules_to_save.h"
@@ -45,12 +45,12 @@ class LoraModel {
   // A (and B) as init_lora_weights says from a CPU generator seeded with `seed`, as PEFT draws them
   // after torch.manual_seed(seed); false leaves A = B = 0 for weights read from a file.
   // An unknown target, or one that is not a decoder projection, is an opine::Error.
-  LoraModel(models::LlamaModel& model, LoraConfig config, uint64_t seed = 0, bool initialize = true);
+  LoraModel(models::Backbone& model, LoraConfig config, uint64_t seed = 0, bool initialize = true);
 
   const LoraConfig& config() const { return config_; }
   // The config as PEFT saves it: all-linear resolved into the module names it chose.
   LoraConfig saved_config() const;
-  models::LlamaModel& model() const { return *model_; }
+  models::Backbone& model() const { return *model_; }
 
   // The wrapped projections by module name ("model.layers.0.self_attn.q_proj"), in model order.
   const std::vector<std::pair<std::string, std::shared_ptr<LoraLinear>>>& layers() const { return layers_; }
@@ -78,7 +78,7 @@ class LoraModel {
  private:
   void restore_bases();
 
-  models::LlamaModel* model_;
+  models::Backbone* model_;
   LoraConfig config_;
   std::vector<std::pair<std::string, std::shared_ptr<LoraLinear>>> layers_;
   ModulesToSave saved_;
@@ -88,7 +88,7 @@ class LoraModel {
 
 // Elements of every base weight and bias of the model, as PEFT counts "all params" (a 4-bit
 // weight counts its elements; a LoRA layer's base counts, its adapters do not).
-int64_t base_parameter_count(models::LlamaModel& model);
+int64_t base_parameter_count(models::Backbone& model);
 
 // True when PEFT would adapt `module` ("model.layers.0.self_attn.q_proj") under `config`
 // (check_target_module_exists: exclusions, modules_to_save, names or suffixes, regex, layers).

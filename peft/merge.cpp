@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/json_file.h"
 #include "models/loader.h"
 #include "models/safetensors.h"
 
@@ -33,18 +34,55 @@ std::string architecture(const models::LlamaConfig& c) {
   return family + (c.head == models::HeadKind::kCausalLm ? "ForCausalLM" : "ForSequenceClassification");
 }
 
-json hf_config(const models::LlamaModel& model, const std::string& source, at::ScalarType dtype) {
+// The head's keys of a config.json: id2label / label2id (the class names when given, the
+// source's when they fit, else LABEL_i), problem_type.
+void set_head_keys(json& j, models::HeadKind head, int64_t num_labels, const std::vector<std::string>& labels) {
+  if (head == models::HeadKind::kCausalLm) {
+    for (const char* k : {"id2label", "label2id", "num_labels", "problem_type"}) j.erase(k);
+    return;
+  }
+  json id2label = json::object(), label2id = json::object();
+  const bool named = int64_t(labels.size()) == num_labels;
+  const bool same = j.contains("id2label") && j["id2label"].is_object() && int64_t(j["id2label"].size()) == num_labels;
+  for (int64_t i = 0; i < num_labels && (named || !same); ++i) {
+    const std::string name = named ? labels[size_t(i)] : "LABEL_" + std::to_string(i);
+    id2label[std::to_string(i)] = name;
+    label2id[name] = i;
+  }
+  if (named || !same) {
+    j["id2label"] = id2label;
+    j["label2id"] = label2id;
+  }
+  if (head == models::HeadKind::kRegression) j["problem_type"] = "regression";
+  else if (j.value("problem_type", std::string()) == "regression") j.erase("problem_type");
+}
+
+json encoder_config(const models::EncoderModel& model, const std::string& source, at::ScalarType dtype,
+                    const std::vector<std::string>& labels) {
+  const fs::path src_config = fs::path(source) / "config.json";
+  OPINE_CHECK_KIND(fs::exists(src_config), ErrorKind::kIo, src_config.string(), " not found");
+  json j = read_json_file(src_config);
+  const models::EncoderConfig& c = model.config();
+  const std::string family = c.model_type == "xlm-roberta" ? "XLMRoberta" : c.model_type == "roberta" ? "Roberta" : "Bert";
+  if (c.head) {
+    j["architectures"] = {family + "ForSequenceClassification"};
+    set_head_keys(j, *c.head, c.num_labels, labels);
+  } else {
+    j["architectures"] = {family + "Model"};
+  }
+  j.erase("torch_dtype");
+  j["dtype"] = torch_dtype_name(dtype);
+  return j;
+}
+
+json hf_config(const models::LlamaModel& model, const std::string& source, at::ScalarType dtype,
+               const std::vector<std::string>& labels) {
   const models::LlamaConfig& c = model.config();
   json j = json::object();
   const fs::path src_config = fs::path(source) / "config.json";
   const bool from_hf = fs::is_directory(source) && fs::exists(src_config);
   if (from_hf) {
-    std::ifstream in(src_config);
-    try {
-      j = json::parse(in);
-    } catch (const json::parse_error& e) {
-      throw Error(ErrorKind::kFormat, src_config.string() + ": not valid JSON: " + e.what());
-    }
+    j = read_json_file(src_config);
   } else {
     // Built from the hyperparameters (GGUF and llama2.c sources have no config.json).
     j["model_type"] = c.model_type;
@@ -78,22 +116,7 @@ json hf_config(const models::LlamaModel& model, const std::string& source, at::S
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   // The head may differ from the source's (a classification head put on a causal checkpoint).
   j["architectures"] = {architecture(c)};
-  if (c.head == models::HeadKind::kCausalLm) {
-    for (const char* k : {"id2label", "label2id", "num_labels", "problem_type"}) j.erase(k);
-  } else {
-    json id2label = json::object(), label2id = json::object();
-    const bool same = j.contains("id2label") && j["id2label"].is_object() && int64_t(j["id2label"].size()) == c.num_labels;
-    for (int64_t i = 0; i < c.num_labels && !same; ++i) {
-      id2label[std::to_string(i)] = "LABEL_" + std::to_string(i);
-      label2id["LABEL_" + std::to_string(i)] = i;
-    }
-    if (!same) {
-      j["id2label"] = id2label;
-      j["label2id"] = label2id;
-    }
-    if (c.head == models::HeadKind::kRegression) j["problem_type"] = "regression";
-    else if (j.value("problem_type", std::string()) == "regression") j.erase("problem_type");
-  }
+  set_head_keys(j, c.head, c.num_labels, labels);
   j.erase("torch_dtype");
   j["dtype"] = torch_dtype_name(dtype);
   return j;
@@ -101,7 +124,7 @@ json hf_config(const models::LlamaModel& model, const std::string& source, at::S
 
 }  // namespace
 
-std::vector<std::pair<std::string, at::Tensor>> hf_state_dict(models::LlamaModel& model, at::ScalarType dtype) {
+std::vector<std::pair<std::string, at::Tensor>> hf_state_dict(models::Backbone& model, at::ScalarType dtype) {
   at::NoGradGuard no_grad;
   std::vector<std::pair<std::string, at::Tensor>> out;
   auto add = [&](const std::string& name, const at::Tensor& t) {
@@ -116,11 +139,14 @@ std::vector<std::pair<std::string, at::Tensor>> hf_state_dict(models::LlamaModel
   return out;
 }
 
-void save_hf_model(const std::string& out, models::LlamaModel& model, const std::string& source, at::ScalarType dtype) {
+void save_hf_model(const std::string& out, models::Backbone& model, const std::string& source, at::ScalarType dtype,
+                   const std::vector<std::string>& labels) {
   std::error_code ec;
   fs::create_directories(out, ec);
   OPINE_CHECK_KIND(!ec && fs::is_directory(out), ErrorKind::kIo, "cannot create folder ", out, ": ", ec.message());
-  const json config = hf_config(model, source, dtype);
+  const auto* encoder = dynamic_cast<const models::EncoderModel*>(&model);
+  const json config = encoder ? encoder_config(*encoder, source, dtype, labels)
+                              : hf_config(dynamic_cast<const models::LlamaModel&>(model), source, dtype, labels);
   models::save_safetensors((fs::path(out) / "model.safetensors").string(), hf_state_dict(model, dtype),
                            {{"format", "pt"}});
   const std::string path = (fs::path(out) / "config.json").string();
@@ -134,7 +160,7 @@ void save_hf_model(const std::string& out, models::LlamaModel& model, const std:
   OPINE_CHECK_KIND(!ec, ErrorKind::kIo, "cannot rename ", tmp, " to ", path, ": ", ec.message());
   if (fs::is_directory(source) && fs::weakly_canonical(source) != fs::weakly_canonical(out)) {
     for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-                             "generation_config.json", "chat_template.jinja"}) {
+                             "generation_config.json", "chat_template.jinja", "vocab.txt", "sentencepiece.bpe.model"}) {
       const fs::path from = fs::path(source) / name;
       if (fs::exists(from)) fs::copy_file(from, fs::path(out) / name, fs::copy_options::overwrite_existing, ec);
       OPINE_CHECK_KIND(!ec, ErrorKind::kIo, "cannot copy ", from.string(), " to ", out, ": ", ec.message());

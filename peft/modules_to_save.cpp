@@ -14,26 +14,33 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 }  // namespace
 
-void ModulesToSave::attach(models::LlamaModel& model, std::vector<std::string> names, const std::string& task_type) {
+void ModulesToSave::attach(models::Backbone& model, std::vector<std::string> names, const std::string& task_type) {
   if (task_type == "SEQ_CLS")
     for (const char* head : {"classifier", "score"})
       if (std::find(names.begin(), names.end(), head) == names.end()) names.push_back(head);
   names_ = names;
-  // The plain (non-projection) modules: score, lm_head, model.embed_tokens, model.norm, norms.
+  // The plain (non-projection) tensors: heads, embeddings, norms, BERT's pooler.
   std::vector<std::pair<std::string, at::Tensor*>> plain;
+  std::set<std::string> projections;
+  for (const LinearSlotRef& s : model.linear_table()) projections.insert(s.name);
   for (const models::WeightSlotRef& w : model.weight_table())
-    if (ends_with(w.name, ".weight") && w.name.find("_proj.") == std::string::npos)
-      plain.emplace_back(w.name.substr(0, w.name.size() - 7), w.tensor);
-  const bool tied = model.config().head == models::HeadKind::kCausalLm && model.config().tie_word_embeddings;
-  if (tied) plain.emplace_back("lm_head", &model.lm_head);
+    if (!projections.count(w.name.substr(0, w.name.rfind('.')))) plain.emplace_back(w.name, w.tensor);
+  at::Tensor* tied_head = model.tied_lm_head();
+  if (tied_head) plain.emplace_back("lm_head.weight", tied_head);
 
   std::set<std::string> claimed;
   for (const std::string& m : names) {
     bool any = false;
     for (const auto& [name, slot] : plain) {
-      if (!ends_with(name, m) || claimed.count(name)) continue;
-      OPINE_CHECK(!(tied && (name == "lm_head" || name == "model.embed_tokens")), "modules_to_save '", m, "': ",
-                  name, " is tied to ", name == "lm_head" ? "the input embeddings" : "the output head",
+      // PEFT wraps the first module on the tensor's path whose name ends with m; all of that
+      // module's tensors train.
+      bool inside = false;
+      for (size_t dot = name.find('.'); dot != std::string::npos && !inside; dot = name.find('.', dot + 1))
+        inside = ends_with(name.substr(0, dot), m);
+      if (!inside || claimed.count(name)) continue;
+      const std::string module = name.substr(0, name.rfind('.'));
+      OPINE_CHECK(!(tied_head && (module == "lm_head" || module == "model.embed_tokens")), "modules_to_save '", m,
+                  "': ", module, " is tied to ", module == "lm_head" ? "the input embeddings" : "the output head",
                   "; a trained copy would untie them");
       any = true;
       claimed.insert(name);
@@ -42,7 +49,7 @@ void ModulesToSave::attach(models::LlamaModel& model, std::vector<std::string> n
     }
     for (const LinearSlotRef& s : model.linear_table())
       OPINE_CHECK(any || !(s.name == m || ends_with(s.name, "." + m)), "modules_to_save '", m,
-                  "' is a decoder projection (", s.name, "); opine adapts those with LoRA, not in full");
+                  "' is a projection (", s.name, "); opine adapts those with LoRA, not in full");
     // PEFT lists both "classifier" and "score" for classification; one of them exists.
     if (!any && m != "classifier" && m != "score") log::warn("modules_to_save '", m, "' matches no module of the model");
   }
@@ -50,7 +57,7 @@ void ModulesToSave::attach(models::LlamaModel& model, std::vector<std::string> n
 
 std::vector<std::pair<std::string, at::Tensor>> ModulesToSave::named(const std::string& prefix) const {
   std::vector<std::pair<std::string, at::Tensor>> out;
-  for (const Entry& e : entries_) out.emplace_back(prefix + e.module + ".weight", *e.slot);
+  for (const Entry& e : entries_) out.emplace_back(prefix + e.name, *e.slot);
   return out;
 }
 

@@ -8,18 +8,19 @@
 #include <utility>
 #include <vector>
 
-#include "models/llama.h"
+#include "models/backbone.h"
 
 namespace opine::peft {
 
 class ModulesToSave {
  public:
-  // Each model module whose name ends with one of `names` (as PEFT matches them) gets a trainable
-  // copy. A SEQ_CLS task adds "classifier" and "score" as PEFT does. Decoder projections and tied
-  // embeddings cannot be copied: an opine::Error.
-  void attach(models::LlamaModel& model, std::vector<std::string> names, const std::string& task_type);
+  // Each model module whose name ends with one of `names` (as PEFT matches them) gets trainable
+  // copies of all its tensors (BERT's classifier: weight and bias; RoBERTa's: dense and
+  // out_proj). A SEQ_CLS task adds "classifier" and "score" as PEFT does. LoRA-adaptable
+  // projections and tied embeddings cannot be copied: an opine::Error.
+  void attach(models::Backbone& model, std::vector<std::string> names, const std::string& task_type);
 
-  // The copies as "<prefix><module>.weight".
+  // The copies as "<prefix><tensor name>" ("base_model.model.classifier.out_proj.bias").
   std::vector<std::pair<std::string, at::Tensor>> named(const std::string& prefix) const;
   // The names as the config lists them (with PEFT's SEQ_CLS additions).
   const std::vector<std::string>& names() const { return names_; }
@@ -30,7 +31,7 @@ class ModulesToSave {
 
  private:
   struct Entry {
-    std::string module;
+    std::string name;  // the tensor's full name
     at::Tensor* slot;
     at::Tensor original;
   };

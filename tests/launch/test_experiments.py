@@ -51,10 +51,11 @@ class Experiments(unittest.TestCase):
         names = {p.relative_to(ROOT / "experiments").as_posix() for p, _ in self.configs}
         for topic in ("abortion", "atheism", "climate", "feminist", "hillary"):
             for kind in ("binary-lora", "binary-qlora", "binary-prompt", "binary-sft", "binary-sft-defs",
-                         "3class-lora"):
+                         "3class-lora", "binary-encoder", "binary-encoder-lora"):
                 self.assertIn(f"stance/{topic}-{kind}.yaml", names)
         for lang in ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish"):
             self.assertIn(f"sentiment/umsab-{lang}-lora.yaml", names)
+            self.assertIn(f"sentiment/umsab-{lang}-encoder.yaml", names)
         self.assertIn("sentiment/sst2-lora.yaml", names)
 
     def test_sweeps_name_experiments_and_keys_that_exist(self):

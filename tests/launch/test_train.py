@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import unittest
 
-from tiny_fixture import BIN, LORA, MODEL_AND_DATA, MPIEXEC, REF, TASK, opine
+from tiny_fixture import BIN, LORA, MODEL_AND_DATA, MPIEXEC, REF, TASK, losses, opine
 
 TOL = 1e-5
 
@@ -27,15 +27,6 @@ CONFIG = MODEL_AND_DATA + TASK + LORA + """train:
   checkpoint: {{keep_last: 2}}
 seed: 5
 """
-
-
-def losses(run):
-    out = {}
-    for line in (pathlib.Path(run) / "metrics.jsonl").read_text().splitlines():
-        r = json.loads(line)
-        if "loss" in r:
-            out[r["step"]] = r["loss"]
-    return out
 
 
 class TinyRuns(unittest.TestCase):

@@ -1,6 +1,7 @@
 """What the command-line tests on the tiny trainer fixture share: the opine binary, the fixture
 (tests/reference/trainer_fixture.py: a transformers-written Llama, a tokenizers BPE, CSV splits),
 the model and data part of their configurations, and running opine (alone or under mpirun)."""
+import json
 import os
 import pathlib
 import subprocess
@@ -49,3 +50,19 @@ def opine(*args, mpi=0, check=True, timeout=600):
     if check and p.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
     return p
+
+
+def losses(run):
+    """{step: training loss} from a run's metrics.jsonl."""
+    out = {}
+    for line in (pathlib.Path(run) / "metrics.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if "loss" in r:
+            out[r["step"]] = r["loss"]
+    return out
+
+
+def eval_losses(run):
+    """The validation losses of a run's evaluations, in order."""
+    return [json.loads(line)["eval/loss"] for line in (pathlib.Path(run) / "metrics.jsonl").read_text().splitlines()
+            if "eval/loss" in line]
