@@ -62,18 +62,28 @@ struct Entry {
   int64_t numel = 0;
 };
 
-// The default generators' states, so a recomputed layer draws the same dropout masks.
+// The default generators' states (the CPU's, and the layer input's accelerator's, whose
+// generator dropout on that device draws from), so a recomputed layer draws the same dropout
+// masks, as torch.utils.checkpoint's preserve_rng_state does.
 struct RngState {
-  at::Tensor cpu;
-  void capture() {
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    cpu = gen.get_state();
+  at::Tensor cpu, device_state;
+  void capture(const at::Device& device) {
+    cpu = state_of(at::detail::getDefaultCPUGenerator());
+    if (!device.is_cpu()) device_state = state_of(at::globalContext().defaultGenerator(device));
   }
-  void restore() const {
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
+  void restore(const at::Device& device) const {
+    set(at::detail::getDefaultCPUGenerator(), cpu);
+    if (!device.is_cpu() && device_state.defined()) set(at::globalContext().defaultGenerator(device), device_state);
+  }
+
+ private:
+  static at::Tensor state_of(at::Generator gen) {
     std::lock_guard<std::mutex> lock(gen.mutex());
-    gen.set_state(cpu);
+    return gen.get_state();
+  }
+  static void set(at::Generator gen, const at::Tensor& state) {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(state);
   }
 };
 
@@ -376,8 +386,9 @@ struct UnitFunction : public torch::autograd::Function<UnitFunction> {
     ctx->saved_data["layer"] = reinterpret_cast<int64_t>(layer);
     ctx->saved_data["x_requires_grad"] = x.requires_grad();
     RngState rng;
-    rng.capture();
+    rng.capture(x.device());
     ctx->saved_data["rng"] = rng.cpu;
+    if (rng.device_state.defined()) ctx->saved_data["rng_device"] = rng.device_state;
     ctx->save_for_backward({x});
     ShardedUnit& unit = *model->units_[index];
     at::NoGradGuard no_grad;
@@ -398,9 +409,10 @@ struct UnitFunction : public torch::autograd::Function<UnitFunction> {
     const at::Tensor x = ctx->get_saved_variables()[0];
 
     RngState now, then;
-    now.capture();
+    now.capture(x.device());
     then.cpu = ctx->saved_data["rng"].toTensor();
-    then.restore();
+    if (ctx->saved_data.count("rng_device")) then.device_state = ctx->saved_data["rng_device"].toTensor();
+    then.restore(x.device());
     // Backward runs with grad mode off: the views of the gathered weights must be made with it on,
     // or the recomputed output would not depend on them.
     std::vector<at::Tensor> wrt;
@@ -414,7 +426,7 @@ struct UnitFunction : public torch::autograd::Function<UnitFunction> {
       if (index > 0 && model->units_[index - 1]->in_graph) model->prefetch(index - 1);
       y = (*layer)(xin);
     }
-    now.restore();
+    now.restore(x.device());
     std::vector<at::Tensor> inputs;
     if (x_grad) inputs.push_back(xin);
     inputs.insert(inputs.end(), wrt.begin(), wrt.end());

@@ -120,8 +120,14 @@ int run_eval(const std::vector<std::string>& argv) {
   const int64_t total = int64_t(record.examples.size());
   std::optional<double> loss;
   if (strategy == "head") {
-    // Exactly as the run evaluated: its token cache, its sharding, its loss weights.
-    if (o.peft.method == "lora") o.peft.lora = peft::read_lora_config(adapter);
+    // Exactly as the run evaluated: its token cache, its sharding, its loss weights. Without an
+    // adapter, a fine-tuned checkpoint's own head, as it is.
+    if (adapter.empty()) {
+      o.peft.method = "none";
+      check_checkpoint_head(o.model.path, *checkpoint_head(o.model.path), dataset_classes);
+    } else if (o.peft.method == "lora") {
+      o.peft.lora = peft::read_lora_config(adapter);
+    }
     const at::Device device = runtime->bind_device(o.model.device);
     const std::unique_ptr<models::Tokenizer> tokenizer = resolve_tokenizer(o);
     const data::PreparedData prepared =
@@ -131,7 +137,7 @@ int run_eval(const std::vector<std::string>& argv) {
     const data::CachedSplit& cached = prepared.cache.splits.at(split);
     models::ModelFile file = models::open_model_file(o.model.path);
     Trainable model(o, *runtime, device, file, prepared.cache.classes, *tokenizer);
-    model.load_adapter_values(adapter);
+    if (!adapter.empty()) model.load_adapter_values(adapter);
     const at::Tensor weights =
         model.label_kind() == data::LabelKind::kClass && prepared.cache.splits.count("train")
             ? class_weights_for(o.train.class_weights, prepared.cache.splits.at("train"),

@@ -34,6 +34,49 @@ std::string human_bytes(double bytes) {
   return out.str();
 }
 
+// An encoder's hyperparameters (BERT / RoBERTa / XLM-R); no KV cache, no RoPE.
+int inspect_encoder(const models::ModelFile& file, int64_t stored_params, bool as_json) {
+  const models::EncoderConfig& c = *file.encoder;
+  nlohmann::json j;
+  j["path"] = file.path;
+  j["format"] = models::model_format_name(file.format);
+  j["model_type"] = c.model_type;
+  j["head"] = c.head ? models::head_kind_name(*c.head) : "none";
+  if (c.head) j["num_labels"] = c.num_labels;
+  if (!c.labels.empty()) j["labels"] = c.labels;
+  j["layers"] = c.num_layers;
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["attention_heads"] = c.num_heads;
+  j["vocab_size"] = c.vocab_size;
+  j["max_tokens"] = c.max_tokens();
+  j["hidden_act"] = c.hidden_act;
+  j["stored_parameters"] = stored_params;
+  j["tensors"] = file.tensors->names().size();
+  j["stored_types"] = file.stored_types;
+  if (as_json) {
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "model        " << file.path << "\n"
+            << "architecture " << c.model_type << " encoder, "
+            << (c.head ? std::string(models::head_kind_name(*c.head)) + " head (" + std::to_string(c.num_labels) +
+                             " outputs)"
+                       : std::string("no head"))
+            << "\n"
+            << "layers       " << c.num_layers << ", hidden " << c.hidden_size << ", MLP " << c.intermediate_size
+            << " (" << c.hidden_act << ")\n"
+            << "attention    " << c.num_heads << " heads, head dim " << c.head_dim() << "\n"
+            << "vocabulary   " << c.vocab_size << "\n"
+            << "context      " << c.max_tokens() << " tokens\n"
+            << "parameters   " << stored_params << " (" << std::fixed << std::setprecision(1) << stored_params / 1e6
+            << "M stored)\n"
+            << "tensors      " << j["tensors"].get<int64_t>() << ":";
+  for (const auto& [type, count] : file.stored_types) std::cout << " " << count << " " << type;
+  std::cout << "\n";
+  return 0;
+}
+
 // Loads the model as the options say (quantized) and measures what it holds.
 nlohmann::json measure_loaded(models::ModelFile& file, const OpineOptions& options) {
   models::LlamaModel model = build_model(file, options);
@@ -87,6 +130,10 @@ int run_inspect(const std::vector<std::string>& argv) {
     int64_t n = 1;
     for (int64_t d : file.tensors->shape(name)) n *= d;
     stored_params += n;
+  }
+  if (file.encoder) {
+    OPINE_CHECK(options.model.quant == "none", "opine inspect --quant measures decoders; ", file.path, " is an encoder");
+    return inspect_encoder(file, stored_params, args.has("json"));
   }
   const int64_t params = c.parameter_count();
   // Per token: keys and values of every layer.

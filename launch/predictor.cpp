@@ -100,9 +100,56 @@ std::optional<AdapterLabels> read_adapter_labels(const fs::path& adapter) {
   return out;
 }
 
+std::optional<AdapterLabels> checkpoint_head(const std::string& model_path) {
+  if (model_path.empty() || !fs::is_directory(model_path) || !fs::exists(fs::path(model_path) / "config.json"))
+    return std::nullopt;
+  const models::ModelFile file = models::open_model_file(model_path);
+  AdapterLabels head;
+  int64_t labels = 0;
+  if (file.encoder && file.encoder->head) {
+    head.kind = *file.encoder->head == models::HeadKind::kRegression ? data::LabelKind::kRegression
+                                                                     : data::LabelKind::kClass;
+    head.classes = file.encoder->labels;
+    labels = file.encoder->num_labels;
+  } else if (!file.encoder && file.config.head != models::HeadKind::kCausalLm) {
+    head.kind = file.config.head == models::HeadKind::kRegression ? data::LabelKind::kRegression
+                                                                  : data::LabelKind::kClass;
+    labels = file.config.num_labels;
+  } else {
+    return std::nullopt;
+  }
+  if (head.kind == data::LabelKind::kRegression) head.classes.clear();
+  else if (head.classes.empty())
+    for (int64_t i = 0; i < labels; ++i) head.classes.push_back("LABEL_" + std::to_string(i));
+  return head;
+}
+
+void check_checkpoint_head(const std::string& model_path, const AdapterLabels& head,
+                           const std::vector<std::string>& classes) {
+  auto list = [](const std::vector<std::string>& names) {
+    std::string out;
+    for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+    return "[" + out + "]";
+  };
+  OPINE_CHECK((head.kind == data::LabelKind::kRegression) == classes.empty(), model_path, "'s own head is a ",
+              head.kind == data::LabelKind::kRegression ? "regression" : "classification", " head; the dataset ",
+              classes.empty() ? "is a regression task" : "has classes " + list(classes));
+  if (classes.empty()) return;
+  OPINE_CHECK(head.classes.size() == classes.size(), model_path, "'s own head predicts ", head.classes.size(),
+              " classes ", list(head.classes), "; the dataset has ", classes.size(), " ", list(classes),
+              " (train a new head: opine train with this model)");
+  const bool unnamed = head.classes.front().rfind("LABEL_", 0) == 0;
+  if (unnamed)
+    log::warn(model_path, " does not name its classes (", list(head.classes), "): they are taken to be the dataset's ",
+              list(classes), " in that order");
+  else
+    OPINE_CHECK(head.classes == classes, model_path, "'s own head predicts ", list(head.classes),
+                " in that order; the dataset's classes are ", list(classes));
+}
+
 namespace {
 bool adapter_has_head(const OpineOptions& o, const std::string& adapter) {
-  if (adapter.empty()) return false;
+  if (adapter.empty()) return checkpoint_head(o.model.path).has_value();
   if (const auto labels = read_adapter_labels(adapter)) return labels->kind != data::LabelKind::kCausalLm;
   // An adapter from before opine_labels.json: its run's format says.
   return o.data.format == "classification";
@@ -113,9 +160,9 @@ std::string resolve_strategy(const OpineOptions& o, const std::string& adapter) 
   const bool head = adapter_has_head(o, adapter);
   const std::string s = o.eval.strategy == "auto" ? (head ? "head" : "loglik") : o.eval.strategy;
   OPINE_CHECK(s != "head" || head,
-              "eval.strategy=head needs an adapter with a classification or regression head ",
-              "(opine train with data.format=classification); ",
-              adapter.empty() ? "none was given" : adapter + " has none");
+              "eval.strategy=head needs an adapter (or a fine-tuned checkpoint) with a classification or "
+              "regression head (opine train with data.format=classification); ",
+              adapter.empty() ? "none was given and " + o.model.path + " has none" : adapter + " has none");
   return s;
 }
 
@@ -141,9 +188,15 @@ Predictor::Predictor(OpineOptions o, const std::string& adapter, dist::Runtime* 
     if (!dataset) dataset = data::load_dataset(data::resolve_spec(options_.data));
     return *dataset;
   };
+  const std::optional<AdapterLabels> own_head =
+      adapter.empty() && strategy_ == "head" ? checkpoint_head(options_.model.path) : std::nullopt;
   if (const auto labels = read_adapter_labels(adapter)) {
     classes_ = labels->classes;
     kind_ = labels->kind == data::LabelKind::kCausalLm ? data::LabelKind::kClass : labels->kind;
+  } else if (own_head && options_.data.spec.empty() && options_.data.dataset.name.empty()) {
+    classes_ = own_head->classes;  // no dataset: the checkpoint names the classes
+    kind_ = own_head->kind;
+    if (options_.task.labels.empty()) options_.task.labels = classes_;
   } else {
     classes_ = options_.task.labels;
     if (classes_.empty() && (!options_.data.spec.empty() || !options_.data.dataset.name.empty()))
@@ -156,6 +209,7 @@ Predictor::Predictor(OpineOptions o, const std::string& adapter, dist::Runtime* 
               " predicts classes; a regression adapter predicts with its head (eval.strategy=head)");
   topic_ = spec_topic(options_);
 
+  if (own_head) check_checkpoint_head(options_.model.path, *own_head, classes_);
   tokenizer_ = resolve_tokenizer(options_);
   encoder_ = make_encoder(options_, *tokenizer_);
   if (encoder_.task.labels.empty()) encoder_.task.labels = classes_;
@@ -166,11 +220,12 @@ Predictor::Predictor(OpineOptions o, const std::string& adapter, dist::Runtime* 
     h.model.adapter.clear();
     h.train.shard.mode = "replicate";  // every rank a whole model: ranks predict different texts
     h.train.shard.activation_checkpointing = false;
-    if (h.peft.method == "lora") h.peft.lora = peft::read_lora_config(adapter);
+    if (adapter.empty()) h.peft.method = "none";  // the checkpoint's own head, as it is
+    else if (h.peft.method == "lora") h.peft.lora = peft::read_lora_config(adapter);
     head_model_ = std::make_unique<Trainable>(
         h, *runtime, device, *file_,
         kind_ == data::LabelKind::kRegression ? std::vector<std::string>{} : classes_, *tokenizer_);
-    head_model_->load_adapter_values(adapter);
+    if (!adapter.empty()) head_model_->load_adapter_values(adapter);
     head_model_->set_training(false);
   } else {
     OpineOptions g = options_;

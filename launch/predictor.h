@@ -55,9 +55,18 @@ struct AdapterLabels {
 };
 std::optional<AdapterLabels> read_adapter_labels(const std::filesystem::path& adapter);
 
-// The strategy eval.strategy means for this adapter: "auto" is the head when the adapter has a
-// classification or regression head, else loglik. Asking for the head of an adapter without
-// one is an error.
+// The head a fine-tuned checkpoint carries (a Hugging Face *ForSequenceClassification folder,
+// such as a sentiment-tuned RoBERTa): its classes (id2label; LABEL_i when unnamed, none for
+// regression) and kind. Nothing for a checkpoint without one.
+std::optional<AdapterLabels> checkpoint_head(const std::string& model_path);
+// With no adapter, the checkpoint's own head predicts; it must fit the dataset's `classes`
+// (empty: regression): same number, and the same names in the same order when it names them.
+void check_checkpoint_head(const std::string& model_path, const AdapterLabels& head,
+                           const std::vector<std::string>& classes);
+
+// The strategy eval.strategy means for this adapter: "auto" is the head when the adapter (or,
+// without an adapter, the checkpoint itself) has a classification or regression head, else
+// loglik. Asking for a head where there is none is an error.
 std::string resolve_strategy(const OpineOptions& options, const std::string& adapter);
 
 class Predictor {

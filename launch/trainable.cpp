@@ -64,6 +64,11 @@ Trainable::Trainable(const OpineOptions& o, dist::Runtime& runtime, at::Device d
               "(use lora, full or none)");
   OPINE_CHECK(!(method_ == "full" && !file.encoder), "peft.method=full is implemented for encoders (BERT, RoBERTa, "
               "XLM-R); train ", o.model.path, " with peft.method=lora or prompt_tuning");
+  OPINE_CHECK(!(method_ == "full" && o.model.dtype != "f32"), "peft.method=full keeps float32 weights (its ",
+              "optimizer updates them in place); model.dtype=", o.model.dtype, " is for adapters over a frozen base");
+  if (file.encoder)
+    OPINE_CHECK(o.data.max_length <= file.encoder->max_tokens(), "data.max_length=", o.data.max_length,
+                " is longer than ", o.model.path, " can read: ", file.encoder->max_tokens(), " tokens");
   OPINE_CHECK(!(method_ == "full" && o.model.quant != "none"), "peft.method=full trains every weight; 4-bit weights "
               "(model.quant=", o.model.quant, ") cannot train: use peft.method=lora (QLoRA)");
 
@@ -131,6 +136,9 @@ Trainable::Trainable(const OpineOptions& o, dist::Runtime& runtime, at::Device d
       group_of_name[model_name] = it->second;
     }
   }
+  // Only the groups' names and settings are needed from here on; holding their tensors would
+  // keep a whole unsharded copy of what trains alive once sharding has flattened it.
+  for (peft::ParamGroup& g : groups_) g.params.clear();
   const dist::GroupOf group_of = [group_of_name](const std::string& slot) {
     auto it = group_of_name.find(slot);
     OPINE_ASSERT(it != group_of_name.end(), "trainable tensor ", slot, " is in no optimizer group");

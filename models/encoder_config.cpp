@@ -85,8 +85,10 @@ EncoderConfig encoder_config_from_hf_json(const std::string& path) {
 
   // The head follows the architecture name, as transformers' Auto classes do.
   std::string arch;
-  if (j.contains("architectures") && j.at("architectures").is_array() && !j.at("architectures").empty())
+  if (j.contains("architectures") && j.at("architectures").is_array() && !j.at("architectures").empty()) {
+    OPINE_CHECK_FORMAT(j.at("architectures").at(0).is_string(), path, ": architectures[0] is not a string");
     arch = j.at("architectures").at(0).get<std::string>();
+  }
   if (arch.ends_with("ForSequenceClassification")) {
     const std::string problem = get_or<std::string>(j, "problem_type", "", path);
     if (j.contains("id2label") && j.at("id2label").is_object()) {

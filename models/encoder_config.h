@@ -38,6 +38,8 @@ struct EncoderConfig {
   // Where transformers keeps the encoder inside the *ForSequenceClassification model.
   std::string base_prefix() const { return roberta_style() ? "roberta." : "bert."; }
   int64_t head_dim() const { return hidden_size / num_heads; }
+  // The longest sequence the position table holds (RoBERTa's starts after the padding index).
+  int64_t max_tokens() const { return roberta_style() ? max_position_embeddings - pad_token_id - 1 : max_position_embeddings; }
   void validate(const std::string& source) const;
 };
 

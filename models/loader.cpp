@@ -27,45 +27,56 @@ std::string model_type_of(const std::string& config_path) {
              : "";
 }
 
-// An encoder checkpoint under the names of the *ForSequenceClassification model: a bare
-// BertModel / RobertaModel (sentence-transformers) has no "bert." / "roberta." prefix.
-class PrefixedSource final : public TensorSource {
+// A checkpoint's tensors under other names (each name the model asks for -> the file's).
+class RenamedSource final : public TensorSource {
  public:
-  PrefixedSource(std::unique_ptr<TensorSource> inner, std::string prefix)
-      : inner_(std::move(inner)), prefix_(std::move(prefix)) {}
+  RenamedSource(std::unique_ptr<TensorSource> inner, std::map<std::string, std::string> to_file)
+      : inner_(std::move(inner)), to_file_(std::move(to_file)) {}
   std::vector<std::string> names() const override {
     std::vector<std::string> out;
-    for (const std::string& n : inner_->names()) out.push_back(prefix_ + n);
+    for (const auto& [name, stored] : to_file_) out.push_back(name);
     return out;
   }
-  std::vector<int64_t> shape(const std::string& name) const override { return inner_->shape(strip(name)); }
-  at::Tensor get(const std::string& name) const override { return inner_->get(strip(name)); }
+  std::vector<int64_t> shape(const std::string& name) const override { return inner_->shape(stored(name)); }
+  at::Tensor get(const std::string& name) const override { return inner_->get(stored(name)); }
   std::string describe() const override { return inner_->describe(); }
 
  private:
-  std::string strip(const std::string& name) const {
-    OPINE_ASSERT(name.starts_with(prefix_), name, " lacks the prefix ", prefix_);
-    return name.substr(prefix_.size());
+  const std::string& stored(const std::string& name) const {
+    auto it = to_file_.find(name);
+    OPINE_ASSERT(it != to_file_.end(), name, " is not in ", describe());
+    return it->second;
   }
   std::unique_ptr<TensorSource> inner_;
-  std::string prefix_;
+  std::map<std::string, std::string> to_file_;
 };
 
-// Wraps a bare checkpoint, and lists the tensors transformers' sequence classifier skips: the
-// masked-LM and next-sentence heads, RoBERTa's pooler, and old position_ids buffers.
+// An encoder checkpoint under the names of the *ForSequenceClassification model, as transformers
+// maps them: a bare BertModel / RobertaModel (sentence-transformers) gets the "bert." / "roberta."
+// prefix, and TensorFlow-era LayerNorm.gamma / .beta become .weight / .bias. Lists the tensors
+// transformers' sequence classifier skips: the masked-LM and next-sentence heads, RoBERTa's
+// pooler, old position_ids buffers.
 std::unique_ptr<TensorSource> encoder_source(std::unique_ptr<TensorSource> source, const EncoderConfig& c,
                                              std::vector<std::string>& ignored) {
   const std::string prefix = c.base_prefix();
+  const std::vector<std::string> stored = source->names();
   bool prefixed = false;
-  for (const std::string& n : source->names()) prefixed = prefixed || n.starts_with(prefix);
-  if (!prefixed) source = std::make_unique<PrefixedSource>(std::move(source), prefix);
-  for (const std::string& n : source->names()) {
+  for (const std::string& n : stored) prefixed = prefixed || n.starts_with(prefix);
+  std::map<std::string, std::string> to_file;
+  for (const std::string& n : stored) {
+    std::string name = prefixed ? n : prefix + n;
+    for (const auto& [old_suffix, new_suffix] : {std::pair<std::string, std::string>{".LayerNorm.gamma", ".LayerNorm.weight"},
+                                                 {".LayerNorm.beta", ".LayerNorm.bias"}})
+      if (name.ends_with(old_suffix)) name = name.substr(0, name.size() - old_suffix.size()) + new_suffix;
+    to_file.emplace(name, n);
+  }
+  for (const auto& [n, file_name] : to_file) {
     const bool unused = n.starts_with("cls.") || n.starts_with("lm_head.") || n.ends_with("embeddings.position_ids") ||
                         (c.roberta_style() && n.starts_with(prefix + "pooler.")) ||
                         (!prefixed && (n.starts_with(prefix + "cls.") || n.starts_with(prefix + "lm_head.")));
     if (unused) ignored.push_back(n);
   }
-  return source;
+  return std::make_unique<RenamedSource>(std::move(source), std::move(to_file));
 }
 
 }  // namespace
@@ -124,7 +135,10 @@ LlamaModel load_model(ModelFile& file, const LoadOptions& options) {
   OPINE_CHECK(!file.encoder, file.path, " is a ", file.encoder ? file.encoder->model_type : "", " encoder, not a decoder");
   LlamaConfig config = file.config;
   std::vector<std::string> ignored = file.ignored_tensors;
-  const int64_t labels = options.head == HeadKind::kRegression ? 1 : options.num_labels;
+  // model.head=classification without model.num_labels keeps a classification checkpoint's head.
+  const int64_t labels = options.head == HeadKind::kRegression                         ? 1
+                         : options.num_labels > 0 || options.head != config.head ? options.num_labels
+                                                                                  : config.num_labels;
   const bool new_head = options.head && (*options.head != config.head ||
                                          (config.head != HeadKind::kCausalLm && labels != config.num_labels));
   if (new_head) {
@@ -139,7 +153,7 @@ LlamaModel load_model(ModelFile& file, const LoadOptions& options) {
     }
     config.head = *options.head;
     config.num_labels = labels;
-    OPINE_CHECK(config.num_labels > 0, "a classification head needs num_labels > 0");
+    OPINE_CHECK(config.num_labels > 0, "a classification head needs num_labels > 0 (model.num_labels)");
   }
   LlamaModel model(config, at::kFloat, at::kCPU);
   std::vector<WeightSlotRef> table = model.weight_table();
@@ -159,8 +173,10 @@ static EncoderConfig encoder_config_for(const ModelFile& file, const LoadOptions
   if (!options.head) return config;
   OPINE_CHECK(*options.head != HeadKind::kCausalLm, file.path, " is a ", config.model_type,
               " encoder: it has no language-model head (use a classification or regression head)");
-  const int64_t labels = *options.head == HeadKind::kRegression ? 1 : options.num_labels;
-  OPINE_CHECK(labels > 0, "a classification head needs num_labels > 0");
+  const int64_t labels = *options.head == HeadKind::kRegression                         ? 1
+                         : options.num_labels > 0 || options.head != config.head ? options.num_labels
+                                                                                  : config.num_labels;
+  OPINE_CHECK(labels > 0, "a classification head needs num_labels > 0 (model.num_labels)");
   *new_head = config.head != options.head || config.num_labels != labels;
   if (*new_head && config.head)
     log::info(file.path, ": its ", config.num_labels, "-label ", head_kind_name(*config.head),

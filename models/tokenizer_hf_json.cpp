@@ -414,6 +414,11 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
     } else {
       resolve_special_ids(config, spec);
       apply_add_flags(config, spec);
+      // RoBERTa's byte-level BPE frames a text as <s> ... </s>: truncation keeps both ends, as
+      // for BERT. (A TemplateProcessing that only adds BOS/EOS belongs to a decoder: left alone.)
+      const json& pp = j.value("post_processor", json());
+      if (pp.is_object() && pp.value("type", "") == "RobertaProcessing")
+        spec.special_around = {static_cast<int>(spec.prefix.size()), static_cast<int>(spec.suffix.size())};
     }
     for (const auto* frame : {&spec.prefix, &spec.suffix})
       for (int64_t id : *frame)

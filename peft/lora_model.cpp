@@ -115,20 +115,36 @@ LoraModel::LoraModel(models::Backbone& model, LoraConfig config, uint64_t seed, 
               config_.target_modules_regex.empty() ? "(listed)" : "'" + config_.target_modules_regex + "'",
               " match no module of the model (after exclude_modules and layers_to_transform)");
 
-  // Biases that train: all of them, or those of the adapted layers.
+  // Biases that train: all of them, or those of the adapted layers. Held as slots, not tensors:
+  // sharding swaps the tensors in them (core/shard.h).
   if (config_.bias != "none") {
     for (const LinearSlotRef& s : table) {
       std::shared_ptr<LoraLinear> lora = layer(s.name);
       if (!lora && config_.bias == "lora_only") continue;
-      at::Tensor b = lora ? lora->base()->bias() : (s.linear->op ? s.linear->op->bias() : s.linear->bias);
-      if (!b.defined()) continue;
-      b.set_requires_grad(true);
-      biases_.emplace_back(kBaseModelPrefix + s.name + (lora ? ".base_layer.bias" : ".bias"), b);
+      for (const TensorSlot& slot : s.linear->tensor_slots()) {
+        if (slot.name != "bias" && slot.name != "base_layer.bias") continue;
+        slot.tensor->set_requires_grad(true);
+        biases_.emplace_back(kBaseModelPrefix + s.name + "." + slot.name, slot.tensor);
+      }
     }
   }
 
   saved_.attach(model, config_.modules_to_save, config_.task_type);
   config_.modules_to_save = saved_.names();
+
+  // bias="all" also trains the biases outside the projections (an encoder's LayerNorm biases), as
+  // PEFT marks every parameter whose name ends in ".bias"; modules_to_save copies train already.
+  if (config_.bias == "all") {
+    std::set<std::string> projections;
+    for (const LinearSlotRef& s : table) projections.insert(s.name);
+    for (const models::WeightSlotRef& w : model.weight_table()) {
+      if (!w.name.ends_with(".bias") || projections.count(w.name.substr(0, w.name.rfind('.'))) ||
+          w.tensor->requires_grad())
+        continue;
+      w.tensor->set_requires_grad(true);
+      biases_.emplace_back(kBaseModelPrefix + w.name, w.tensor);
+    }
+  }
 }
 
 std::shared_ptr<LoraLinear> LoraModel::layer(const std::string& module_name) const {
@@ -150,7 +166,7 @@ std::vector<std::pair<std::string, at::Tensor>> LoraModel::named_trainable() con
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (const auto& [name, l] : layers_)
     for (auto& [suffix, t] : l->trainable()) out.emplace_back(kBaseModelPrefix + name + "." + suffix, t);
-  out.insert(out.end(), biases_.begin(), biases_.end());
+  for (const auto& [name, slot] : biases_) out.emplace_back(name, *slot);
   for (auto& named : saved_.named(kBaseModelPrefix)) out.push_back(named);
   return out;
 }
@@ -231,7 +247,7 @@ void LoraModel::restore_bases() {
       s.linear->op = l->base();
     }
   }
-  for (auto& [name, b] : biases_) b.set_requires_grad(false);
+  for (auto& [name, slot] : biases_) slot->set_requires_grad(false);
   unloaded_ = true;
 }
 

@@ -82,7 +82,7 @@ class LoraModel {
   LoraConfig config_;
   std::vector<std::pair<std::string, std::shared_ptr<LoraLinear>>> layers_;
   ModulesToSave saved_;
-  std::vector<std::pair<std::string, at::Tensor>> biases_;  // trainable biases by PEFT name
+  std::vector<std::pair<std::string, at::Tensor*>> biases_;  // trainable biases' slots by PEFT name
   bool unloaded_ = false;
 };
 

@@ -84,7 +84,8 @@ class Encoder(unittest.TestCase):
         self.assertLess(err, TOL, what)
 
     def test_lora_adapter_loads_in_peft(self):
-        run = self.train("lora", "train.epochs=2")
+        # bias=all: every bias trains, the LayerNorms' too, as PEFT's bias="all" does.
+        run = self.train("lora", "train.epochs=2", "peft.lora.bias=all")
         evals = eval_losses(run)
         print(f"BERT LoRA: validation loss {evals[0]:.4f} -> {evals[-1]:.4f}")
         self.assertLess(evals[-1], evals[0])
@@ -92,6 +93,11 @@ class Encoder(unittest.TestCase):
         saved = json.loads((adapter / "adapter_config.json").read_text())
         self.assertEqual(saved["task_type"], "SEQ_CLS")
         self.assertEqual(sorted(saved["target_modules"]), ["query", "value"])
+        from safetensors.torch import load_file
+        names = set(load_file(adapter / "adapter_model.safetensors"))
+        for name in ("base_model.model.bert.embeddings.LayerNorm.bias", "base_model.model.classifier.bias",
+                     "base_model.model.bert.encoder.layer.1.output.LayerNorm.bias"):
+            self.assertIn(name, names)
         got = self.evaluate(adapter, "lora-eval")
 
         base = transformers.BertForSequenceClassification.from_pretrained(MODEL, num_labels=2)
@@ -127,6 +133,24 @@ class Encoder(unittest.TestCase):
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         got = torch.tensor([[r["pred_probabilities"]["against"], r["pred_probabilities"]["favor"]] for r in rows])
         self.assert_close(got, probabilities(model, tokenizer, sample), "opine predict vs transformers")
+
+        # The saved folder is a fine-tuned checkpoint like any other: its own head predicts with no
+        # adapter, in eval (on the dataset) and in predict (classes from its id2label).
+        out = self.tmp / "own-head-eval"
+        opine("eval", "--config", self.config, "--model", folder, "--split", "val", "--output", out)
+        rows = read_csv(out / "predictions.csv")
+        own = torch.tensor([[float(r["p_against"]), float(r["p_favor"])] for r in rows])
+        self.assert_close(own, self.evaluate(folder, "full-eval-again"), "checkpoint's own head vs its run")
+        out = self.tmp / "own-head.jsonl"
+        opine("predict", "--model", folder, "--input", texts, "--output", out, "data.max_length=48")
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        got = torch.tensor([[r["pred_probabilities"]["against"], r["pred_probabilities"]["favor"]] for r in rows])
+        self.assert_close(got, probabilities(model, tokenizer, sample), "opine predict --model CHECKPOINT")
+        # A checkpoint whose head does not fit the dataset is refused by name.
+        p = opine("eval", "--config", self.config, "--model", REFDIR / "encoder" / "bert_classify", "--split", "val",
+                  "--output", self.tmp / "bad", check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("own head predicts 3 classes", p.stdout + p.stderr)
 
     @unittest.skipUnless(XLMR.exists(), "no XLM-R fixture")
     def test_xlmr_regression_with_lora_and_head_only(self):

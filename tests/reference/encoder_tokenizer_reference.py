@@ -188,7 +188,7 @@ def generate(out_dir: pathlib.Path, data_root: pathlib.Path):
     out_dir = out_dir.resolve()  # the manifest's paths must hold from any working directory
     texts = corpus_texts(data_root) + EDGE
     (out_dir / "texts.json").write_text(json.dumps({"texts": texts}, ensure_ascii=False), encoding="utf-8")
-    sample = sorted(set(range(0, len(texts), 10)) | set(range(len(texts) - len(EDGE) - 20, len(texts))))
+    sample = sorted(set(range(0, len(texts), 10)) | set(range(max(0, len(texts) - len(EDGE) - 20), len(texts))))
     entries = []
     src = minilm_dir()
     if src is not None:
