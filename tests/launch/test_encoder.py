@@ -179,6 +179,16 @@ class Encoder(unittest.TestCase):
                          ["classifier.dense.bias", "classifier.dense.weight", "classifier.out_proj.bias",
                           "classifier.out_proj.weight"])
 
+    def test_full_finetuning_resumes_exactly(self):
+        """A full fine-tuning run stopped at step 3 and resumed logs the straight run's losses: the
+        checkpoint's whole-model folder, optimizer and sampler state carry everything."""
+        common = ["peft.method=full", "train.max_steps=6", "train.eval_every=3", "train.checkpoint.every=1"]
+        straight = losses(self.train("full-straight", *common))
+        run = self.tmp / "full-resumed"
+        opine("train", "--config", self.config, f"train.run_dir={run}", *common, "train.stop_at_step=3")
+        opine("train", "--config", self.config, f"train.run_dir={run}", *common, "--resume")
+        self.assertEqual(losses(run), straight)
+
     @unittest.skipUnless(MPIEXEC, "no mpiexec")
     def test_two_ranks_equal_one_rank(self):
         for method in ("lora", "full"):
