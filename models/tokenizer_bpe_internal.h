@@ -215,6 +215,11 @@ struct AddedToken {
 // "added_tokens_decoder" write one (content, special, lstrip, rstrip, single_word, normalized).
 AddedToken parse_added_token(const nlohmann::json& j, int64_t id);
 
+struct PipelineSpec;
+// The special tokens a tokenizer's files name (unk, pad, cls, ...) but do not list as added, added
+// as transformers adds them: special, with their vocabulary id, else a new id past every other.
+void add_named_specials(PipelineSpec& spec, const std::vector<std::string>& names, const StringMap<int64_t>& vocab);
+
 // How special tokens written in the text are found.
 enum class SpecialMatching {
   // Hugging Face: leftmost-longest over the raw text for normalized=false tokens, then over each

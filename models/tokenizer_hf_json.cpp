@@ -517,19 +517,7 @@ std::unique_ptr<Tokenizer> load_vocab_merges(const std::string& vocab_json, cons
     }
     // Special tokens the files name but do not list as added: transformers adds them (new ids
     // after the vocabulary when they are not in it).
-    for (const std::string& s : specials) {
-      const bool present = std::any_of(spec.added.begin(), spec.added.end(),
-                                       [&](const AddedToken& t) { return t.content == s; });
-      if (present) continue;
-      AddedToken t;
-      t.content = s;
-      t.special = true;
-      const auto it = vocab.find(s);
-      int64_t next = static_cast<int64_t>(spec.vocab.size());
-      for (const AddedToken& a : spec.added) next = std::max(next, a.id + 1);
-      t.id = it != vocab.end() ? it->second : next;
-      spec.added.push_back(t);
-    }
+    add_named_specials(spec, specials, vocab);
     for (AddedToken& t : spec.added)
       if (std::find(specials.begin(), specials.end(), t.content) != specials.end()) t.special = true;
 
@@ -568,6 +556,22 @@ std::unique_ptr<Tokenizer> load_vocab_merges(const std::string& vocab_json, cons
 }
 
 namespace bpe {
+
+void add_named_specials(PipelineSpec& spec, const std::vector<std::string>& names, const StringMap<int64_t>& vocab) {
+  for (const std::string& s : names) {
+    const bool present = std::any_of(spec.added.begin(), spec.added.end(),
+                                     [&](const AddedToken& t) { return t.content == s; });
+    if (present) continue;
+    AddedToken t;
+    t.content = s;
+    t.special = true;
+    const auto it = vocab.find(s);
+    int64_t next = static_cast<int64_t>(spec.vocab.size());
+    for (const AddedToken& a : spec.added) next = std::max(next, a.id + 1);
+    t.id = it != vocab.end() ? it->second : next;
+    spec.added.push_back(t);
+  }
+}
 
 AddedToken parse_added_token(const json& j, int64_t id) {
   AddedToken t;

@@ -406,31 +406,10 @@ std::unique_ptr<Tokenizer> load_wordpiece_vocab(const std::string& vocab_txt) {
     // are added as transformers adds them (their vocabulary id, else a new one past the end).
     if (config.is_object() && config.contains("added_tokens_decoder") &&
         config["added_tokens_decoder"].is_object()) {
-      for (const auto& [key, value] : config["added_tokens_decoder"].items()) {
-        AddedToken t;
-        t.id = std::stoll(key);
-        t.content = value.at("content").get<std::string>();
-        t.special = value.value("special", false);
-        t.lstrip = value.value("lstrip", false);
-        t.rstrip = value.value("rstrip", false);
-        t.single_word = value.value("single_word", false);
-        t.normalized = value.value("normalized", !t.special);
-        spec.added.push_back(t);
-      }
+      for (const auto& [key, value] : config["added_tokens_decoder"].items())
+        spec.added.push_back(parse_added_token(value, std::stoll(key)));
     }
-    for (const std::string& s : {pad, unk, cls, sep, mask}) {
-      const bool listed = std::any_of(spec.added.begin(), spec.added.end(),
-                                      [&](const AddedToken& t) { return t.content == s; });
-      if (listed) continue;
-      AddedToken t;
-      t.content = s;
-      t.special = true;
-      const auto it = ids.find(s);
-      int64_t next = static_cast<int64_t>(spec.vocab.size());
-      for (const AddedToken& a : spec.added) next = std::max(next, a.id + 1);
-      t.id = it != ids.end() ? it->second : next;
-      spec.added.push_back(t);
-    }
+    add_named_specials(spec, {pad, unk, cls, sep, mask}, ids);
     for (const AddedToken& t : spec.added) {
       OPINE_CHECK_FORMAT(t.id >= 0 && t.id < (int64_t{1} << 31), config_path.string(), ": added token '",
                          t.content, "' has id ", t.id);
