@@ -1,10 +1,14 @@
-// Log-likelihood classification throughput: tweets/s of the loglik strategy with the shared
-// prompt prefix computed once (eval.prefix_cache) and without, on a split of a dataset. Prints
-// one JSON line; bench/classify_throughput.py runs it beside transformers and prints ratios.
-// With --dump FILE it writes the exact prompt and answer token ids and opine's log-probabilities,
-// so the peer scores the same tokens (and checks it gets the same numbers).
+// Classification throughput on a split of a dataset, as `opine eval` / `opine predict` run it:
+//   --strategy loglik (default): tweets/s of the log-likelihood strategy with the shared prompt
+//     prefix computed once (eval.prefix_cache) and without;
+//   --strategy head: tweets/s of a classification head (a checkpoint with its own head, through
+//     launch::Predictor).
+// Prints one JSON line; bench/classify_throughput.py runs it beside transformers and prints
+// ratios. With --dump FILE it writes the exact token ids and opine's log-probabilities (or
+// class probabilities), so the peer scores the same tokens and checks it gets the same numbers.
 //   bench_classify --config experiments/stance/abortion-binary-prompting.yaml --model M.gguf
-//                  [--split train] [--limit 128] [--shots 4] [--batch 16] [--repeats 2] [--dump F]
+//                  [--strategy loglik|head] [--tokenizer T] [--split train] [--limit 128]
+//                  [--shots 4] [--batch 16] [--repeats 2] [--dump F]
 #include <ATen/Parallel.h>
 
 #include <chrono>
@@ -16,16 +20,59 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "data/pipeline.h"
+#include "launch/predictor.h"
 #include "launch/resolve.h"
 #include "launch/shots.h"
 #include "launch/strategies.h"
 #include "models/loader.h"
 #include "models/model_assets.h"
 
+namespace {
+
+using namespace opine;
+using namespace opine::launch;
+
+// The head strategy through the predictor `opine predict` uses (texts sorted by length into batches).
+int head_throughput(OpineOptions o, const std::string& split, int limit, int batch, int repeats,
+                    const std::string& dump) {
+  o.eval.strategy = "head";
+  const data::Dataset d = data::load_dataset(data::resolve_spec(o.data));
+  data::Examples examples = data::normalized_split(d, split, o.data.normalize);
+  if (int64_t(examples.size()) > limit) examples.resize(size_t(limit));
+  const Predictor predictor(o, "");
+  double best = 1e30;
+  std::vector<ExamplePrediction> predictions;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    predictions = predictor.predict_examples(examples, batch);
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  if (!dump.empty()) {
+    const std::unique_ptr<models::Tokenizer> tokenizer = resolve_tokenizer(o);
+    data::Encoder enc = make_encoder(o, *tokenizer);
+    enc.format = "classification";
+    nlohmann::json rows = nlohmann::json::array();
+    for (size_t i = 0; i < examples.size(); ++i)
+      rows.push_back({{"ids", data::encode_example(examples[i], enc).ids},
+                      {"probabilities", predictions[i].probabilities}});
+    std::ofstream(dump) << rows.dump();
+  }
+  std::cout << nlohmann::json({{"examples", examples.size()},
+                               {"batch", batch},
+                               {"threads", at::get_num_threads()},
+                               {"model", o.model.path},
+                               {"head_tweets_per_s", double(examples.size()) / best}})
+                   .dump()
+            << std::endl;
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace opine;
   using namespace opine::launch;
-  std::string config, model, split = "train", dump;
+  std::string config, model, split = "train", dump, strategy = "loglik", tokenizer_path;
   int limit = 128, shots = 0, batch = 16, repeats = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
@@ -45,6 +92,10 @@ int main(int argc, char** argv) {
       repeats = std::stoi(v);
     else if (a == "--dump")
       dump = v;
+    else if (a == "--strategy")
+      strategy = v;
+    else if (a == "--tokenizer")
+      tokenizer_path = v;
     else {
       std::cerr << "unknown flag " << a << "\n";
       return 2;
@@ -55,6 +106,8 @@ int main(int argc, char** argv) {
     OpineOptions o = config::from_yaml<OpineOptions>(root, config, {});
     o.model.path = model;
     o.task.shots = shots;
+    if (!tokenizer_path.empty()) o.generate.tokenizer = tokenizer_path;
+    if (strategy == "head") return head_throughput(o, split, limit, batch, repeats, dump);
     const std::unique_ptr<models::Tokenizer> tokenizer = resolve_tokenizer(o);
     models::ModelFile file = models::open_model_file(model);
     o.model.head = "causal-lm";

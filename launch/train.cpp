@@ -216,6 +216,43 @@ json evaluate(Trainable& model, const data::CachedSplit& split, const std::vecto
   return report;
 }
 
+StepStats train_step(Trainable& model, AdamW& optimizer, const std::vector<data::Batch>& micro,
+                     const at::Tensor& class_weights, const TrainOptions& t, double lr_multiplier,
+                     dist::Communicator& cpu) {
+  const data::LabelKind kind = model.label_kind();
+  // Every rank divides by the count of the whole step, so summing gradients over ranks and
+  // micro-batches gives the mean one process would compute over the global batch.
+  double local_count = 0, local_tokens = 0;
+  for (const data::Batch& b : micro) {
+    local_count += loss_count(b, kind, class_weights);
+    local_tokens += double(b.num_tokens());
+  }
+  const double global_count = all_sum(cpu, local_count);
+  model.set_training(true);
+  double local_loss = 0;
+  for (const data::Batch& b : micro) {
+    const LossSum ls = model.loss_sum(b, class_weights);
+    (ls.sum / std::max(global_count, 1.0)).backward();
+    local_loss += ls.sum.item<double>();
+  }
+  dist::ShardedModel& sharded = model.sharded();
+  sharded.reduce_gradients();
+  StepStats stats;
+  stats.grad_norm = sharded.grad_norm();
+  if (t.max_grad_norm > 0) {
+    // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
+    const double coef = t.max_grad_norm / (stats.grad_norm + 1e-6);
+    if (coef < 1.0) sharded.scale_gradients(coef);
+  }
+  optimizer.step(lr_multiplier);
+  sharded.after_step();
+  optimizer.zero_grad();
+  sharded.zero_grad();
+  stats.loss = all_sum(cpu, local_loss) / std::max(global_count, 1.0);
+  stats.tokens = all_sum(cpu, local_tokens);
+  return stats;
+}
+
 TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool resume,
                   dist::Runtime& runtime, const EvalHook& on_eval) {
   const TrainOptions& t = o.train;
@@ -408,37 +445,10 @@ TrainResult train(const OpineOptions& o, const std::string& resolved_yaml, bool 
       sampler.set_epoch(++epoch);
       continue;
     }
-    // Every rank divides by the count of the whole step, so summing gradients over ranks and
-    // micro-batches gives the mean one process would compute over the global batch.
-    double local_count = 0, local_tokens = 0;
-    for (const data::Batch& b : micro) {
-      local_count += loss_count(b, kind, class_weights);
-      local_tokens += double(b.num_tokens());
-    }
-    const double global_count = all_sum(cpu, local_count);
-    model.set_training(true);
-    double local_loss = 0;
-    for (const data::Batch& b : micro) {
-      const LossSum ls = model.loss_sum(b, class_weights);
-      (ls.sum / std::max(global_count, 1.0)).backward();
-      local_loss += ls.sum.item<double>();
-    }
-    dist::ShardedModel& sharded = model.sharded();
-    sharded.reduce_gradients();
-    const double grad_norm = sharded.grad_norm();
-    if (t.max_grad_norm > 0) {
-      // torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1.
-      const double coef = t.max_grad_norm / (grad_norm + 1e-6);
-      if (coef < 1.0) sharded.scale_gradients(coef);
-    }
     const double lr_multiplier = opine::lr_multiplier(t.schedule, step, total_steps);
-    optimizer.step(lr_multiplier);
-    sharded.after_step();
-    optimizer.zero_grad();
-    sharded.zero_grad();
+    const StepStats stats = train_step(model, optimizer, micro, class_weights, t, lr_multiplier, cpu);
     ++step;
-    const double loss = all_sum(cpu, local_loss) / std::max(global_count, 1.0);
-    const double tokens = all_sum(cpu, local_tokens);
+    const double loss = stats.loss, grad_norm = stats.grad_norm, tokens = stats.tokens;
     OPINE_CHECK(std::isfinite(loss), "step ", step, ": the loss is ", loss, " (lower train.optimizer.lr?)");
 
     const bool epoch_done = sampler.state().position >= sampler.num_batches();

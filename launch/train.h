@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/adamw.h"
 #include "core/comm.h"
 #include "core/runtime.h"
 #include "data/batch.h"
@@ -31,6 +32,22 @@ struct TrainResult {
 // whole report; returning true stops the run there (after its checkpoint). Every rank must
 // return the same answer (a sweep's rank 0 decides and broadcasts).
 using EvalHook = std::function<bool(int64_t step, double value, const nlohmann::json& report)>;
+
+// What one optimizer step did, summed over every rank: the mean loss, the gradients' norm before
+// clipping, the real tokens it trained on.
+struct StepStats {
+  double loss = 0;
+  double grad_norm = 0;
+  double tokens = 0;
+};
+
+// One optimizer step of `opine train` (every rank calls, each with the micro-batches it drew):
+// the step's global loss count, forward and backward per micro-batch, the gradients reduced over
+// the ranks and clipped (train.max_grad_norm), the optimizer, the sharded parameters refreshed.
+// bench/bench_train times exactly this.
+StepStats train_step(Trainable& model, AdamW& optimizer, const std::vector<data::Batch>& micro,
+                     const at::Tensor& class_weights, const TrainOptions& t, double lr_multiplier,
+                     dist::Communicator& cpu);
 
 // `resolved_yaml`: the options as resolved, written to the run folder. `resume`: continue the
 // run in train.run_dir from its latest complete checkpoint.

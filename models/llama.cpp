@@ -223,7 +223,9 @@ at::Tensor LlamaModel::attention(const LlamaLayer& l, const at::Tensor& x, const
     k = cache->keys[layer_index].narrow(2, 0, past + seq);
     v = cache->values[layer_index].narrow(2, 0, past + seq);
   }
-  at::Tensor out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false,
+  // No mask: plain causal attention (see forward_embeds).
+  const std::optional<at::Tensor> attn_mask = mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt;
+  at::Tensor out = at::scaled_dot_product_attention(q, k, v, attn_mask, 0.0, /*is_causal=*/!mask.defined(),
                                                     std::nullopt, /*enable_gqa=*/true);
   out = out.transpose(1, 2).reshape({batch, seq, c.num_heads * c.head_dim});
   return l.o_proj.forward(out);
@@ -275,6 +277,14 @@ LlamaOutput LlamaModel::forward_embeds(const at::Tensor& input_embeds, const at:
     cache->key_valid.narrow(1, past, seq).copy_(valid);
     key_valid = cache->key_valid.narrow(1, 0, past + seq);
   }
+  // Right padding (every real token before every padding one), no cache and no window that binds:
+  // causal attention alone gives each real token exactly what the full mask gives it, since
+  // padding only ever follows it, and SDPA's causal kernel skips the masked half.
+  const bool window_binds = c.sliding_window && *c.sliding_window < past + seq;
+  if (!cache && !window_binds &&
+      (seq == 1 || !valid.narrow(1, 1, seq - 1).logical_and(valid.narrow(1, 0, seq - 1).logical_not()).any().item<bool>()))
+    return {decode(input_embeds.to(device_, dtype_), positions, at::Tensor(), nullptr, 0)};
+
   at::Tensor q_pos = at::arange(past, past + seq, idx).view({seq, 1});
   at::Tensor k_pos = at::arange(0, past + seq, idx).view({1, past + seq});
   at::Tensor allowed = k_pos.le(q_pos);

@@ -125,7 +125,7 @@ class LlamaModel final : public Backbone {
   at::Tensor mlp(const LlamaLayer& layer, const at::Tensor& x) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
   // The decoder layers over embeddings x with rotary positions [batch, seq] and a boolean
-  // attention mask [batch, 1, seq, keys].
+  // attention mask [batch, 1, seq, keys], or none for plain causal attention.
   at::Tensor decode(at::Tensor x, const at::Tensor& positions, const at::Tensor& mask, KvCache* cache,
                     int64_t past) const;
 

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "peft/lora_dropout.h"
 
 namespace opine::peft {
 
@@ -80,6 +81,10 @@ at::Tensor LoraLinear::forward(const at::Tensor& x) const {
   const at::ScalarType out_dtype = result.scalar_type();
   const at::Tensor xa = x.to(a_.scalar_type());
   const bool drop = training_ && spec_.dropout > 0;
+  // Float32 on the CPU: one function adds the update into the base output, keeping neither a
+  // dropout mask nor a dropped copy of x for backward.
+  if (!spec_.dora && lora_update_into_applies(result, xa, a_, b_))
+    return lora_update_into(result, xa, a_, b_, drop ? spec_.dropout : 0.0, spec_.scaling);
   const at::Tensor xd = drop ? at::dropout(xa, spec_.dropout, /*train=*/true) : xa;
   const at::Tensor lora = at::linear(at::linear(xd, a_), b_);
   if (!spec_.dora) return (result + lora * spec_.scaling).to(out_dtype);

@@ -12,8 +12,18 @@ export OPINE_DATA_ROOT=${OPINE_DATA_ROOT:-$root/../shared/data}
 
 if [[ "${OPINE_SANITIZE_TESTS:-1}" == 1 ]]; then
   echo "test: sanitizer build (build-asan)"
-  OPINE_BUILD_DIR="$root/build-asan" OPINE_BUILD_TYPE=Debug OPINE_CMAKE_ARGS="-DOPINE_SANITIZE=ON -DOPINE_BUILD_LAUNCH=OFF -DOPINE_REFERENCE_DIR=$bdir/reference" \
-    "$root/scripts/setup.sh" >/dev/null
+  # The build's own output goes to a log, printed when it fails (ninja reports errors on stdout).
+  # The sanitizer runtime options hold for the build too: it runs each test binary to list its tests.
+  mkdir -p "$root/build-asan"
+  if ! ASAN_OPTIONS=detect_leaks=0 OPINE_BUILD_DIR="$root/build-asan" OPINE_BUILD_TYPE=Debug \
+    OPINE_CMAKE_ARGS="-DOPINE_SANITIZE=ON -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DOPINE_BUILD_LAUNCH=OFF -DOPINE_REFERENCE_DIR=$bdir/reference" \
+    "$root/scripts/setup.sh" >"$root/build-asan/setup.log" 2>&1; then
+    echo "test: the sanitizer build failed; the end of build-asan/setup.log:"
+    tail -n 100 "$root/build-asan/setup.log"
+    df -h "$root"
+    free -m
+    exit 1
+  fi
   # Leak checking is off: libtorch and OpenMP keep process-lifetime allocations it would report.
   # The libraries' tests only (core, models, quant, peft, data, MPI): the command line and its
   # recipes (launch/) are not built here, and the RealData tests' whole-corpus loops (every shipped
