@@ -195,8 +195,12 @@ def peer(args):
 
 # ---- the driver ------------------------------------------------------------------------------
 
-def run_json(cmd, env=None):
+def run_json(cmd, env=None, killed_ok=False):
+    """The last stdout line of `cmd` as JSON; None when `killed_ok` and the kernel killed it
+    (SIGKILL: out of memory)."""
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    if killed_ok and p.returncode == -9:
+        return None
     if p.returncode != 0:
         sys.exit(f"{cmd[0]} failed ({p.returncode}):\n{p.stderr[-4000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -286,9 +290,15 @@ def main():
                 ours = theirs = None
                 for _ in range(args.rounds):
                     o = run_json(opine_cmd(a, folder, batch_file), env)
-                    h = run_json(peer_cmd, env)
+                    h = run_json(peer_cmd, env, killed_ok=True)
                     ours = o if ours is None or o["tokens_per_s"] > ours["tokens_per_s"] else ours
+                    if h is None:
+                        break
                     theirs = h if theirs is None or h["tokens_per_s"] > theirs["tokens_per_s"] else theirs
+                if theirs is None:  # the peer ran out of memory
+                    print(f"{seq:>4} {quant:>5} | {ours['tokens_per_s']:>11.1f} {'killed':>9} {'':>6} | "
+                          f"{mib(ours['peak_rss']):>7.0f} MiB  the peer was killed (out of memory)", flush=True)
+                    continue
                 check_same_first_loss(ours, theirs, args.dtype)
                 key = "peak_rss" if args.device == "cpu" else "device_peak"
                 o_mfu, h_mfu = ours["tokens_per_s"] * flops / peak, theirs["tokens_per_s"] * flops / peak

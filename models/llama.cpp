@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "models/swiglu.h"
 
 namespace opine::models {
 
@@ -200,8 +201,7 @@ at::Tensor LlamaModel::rms_norm(const at::Tensor& x, const at::Tensor& weight) c
 }
 
 at::Tensor LlamaModel::mlp(const LlamaLayer& l, const at::Tensor& x) const {
-  at::Tensor gate = at::silu(l.gate_proj.forward(x));
-  return l.down_proj.forward(gate * l.up_proj.forward(x));
+  return l.down_proj.forward(swiglu(l.gate_proj.forward(x), l.up_proj.forward(x)));
 }
 
 at::Tensor LlamaModel::attention(const LlamaLayer& l, const at::Tensor& x, const at::Tensor& cos,
