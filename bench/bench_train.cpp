@@ -79,6 +79,10 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (batch_file.empty() || steps < 1 || warmup < 0) {
+    std::cerr << "bench_train: give --batch-file, --steps >= 1 and --warmup >= 0\n";
+    return 2;
+  }
   try {
     const std::unique_ptr<dist::Runtime> runtime = dist::Runtime::start(&argc, &argv);
     log::set_rank(runtime->rank(), runtime->world_size());

@@ -22,7 +22,8 @@ bool lora_update_into_applies(const at::Tensor& result, const at::Tensor& x, con
 at::Tensor lora_update_into(at::Tensor result, const at::Tensor& x, const at::Tensor& a, const at::Tensor& b,
                             double p, double scaling);
 
-// The mask alone: x * keep(key) / (1 - p), float32 CPU (tests and the function above).
+// The mask alone: x * keep(key) / (1 - p), float32 CPU: what the update applies for that key
+// (tests check the update against it).
 at::Tensor apply_dropout_mask(const at::Tensor& x, uint64_t key, double p);
 
 }  // namespace opine::peft
