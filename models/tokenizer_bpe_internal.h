@@ -177,11 +177,13 @@ struct Merge {
 std::unique_ptr<Model> make_bpe_model(std::vector<std::string> vocab, const std::vector<Merge>& merges,
                                       BpeOptions options, bool keep_first_duplicate);
 
-// llama.cpp's SentencePiece-style tokenizer for GGUF "llama" vocabularies: adjacent symbols merged
-// while their concatenation is a token, the best score first, leftover characters spelled as
-// <0xXX> byte tokens.
+// llama.cpp's SentencePiece-style tokenizer for GGUF "llama" vocabularies, and SentencePiece's
+// own BPE encoding (models/tokenizer_spm.cpp): adjacent symbols merged while their concatenation
+// is a token, the best score first, leftover characters spelled as <0xXX> byte tokens.
+// `text_pieces`, when given, says which tokens merges may make: SentencePiece never spells its
+// control, unknown and byte pieces from text, llama.cpp matches every token.
 std::unique_ptr<Model> make_spm_model(std::vector<std::string> vocab, std::vector<float> scores,
-                                      std::optional<int32_t> unk_id);
+                                      std::optional<int32_t> unk_id, std::vector<bool> text_pieces = {});
 
 // ---- WordPiece (tokenizer_wordpiece.cpp) -----------------------------------------------------
 

@@ -5,7 +5,9 @@
 #include <mutex>
 #include <queue>
 
+#include "core/error.h"
 #include "models/tokenizer_bpe_internal.h"
+#include "models/vocab_index.h"
 
 namespace opine::models::bpe {
 namespace {
@@ -228,20 +230,61 @@ class BpeModel final : public Model {
 
 class SpmModel final : public Model {
  public:
-  SpmModel(std::vector<std::string> vocab, std::vector<float> scores, std::optional<int32_t> unk_id)
+  SpmModel(std::vector<std::string> vocab, std::vector<float> scores, std::optional<int32_t> unk_id,
+           const std::vector<bool>& text_pieces)
       : vocab_(std::move(vocab)), scores_(std::move(scores)), unk_id_(unk_id) {
-    for (size_t id = 0; id < vocab_.size(); ++id) ids_.emplace(vocab_[id], static_cast<int32_t>(id));
+    OPINE_ASSERT(text_pieces.empty() || text_pieces.size() == vocab_.size(), "text_pieces does not match the vocabulary");
+    VocabIndex every;  // every token, for the byte tokens
+    for (size_t id = 0; id < vocab_.size(); ++id) {
+      every.insert(vocab_[id], static_cast<int32_t>(id));
+      if (text_pieces.empty() || text_pieces[id]) ids_.insert(vocab_[id], static_cast<int32_t>(id));
+    }
     static const char* kHex = "0123456789ABCDEF";
     for (int b = 0; b < 256; ++b) {
       // <0xXX> first, else the byte as a one-character token (llama.cpp's byte_to_token).
       const std::string name = std::string("<0x") + kHex[b >> 4] + kHex[b & 15] + ">";
-      auto it = ids_.find(name);
-      if (it == ids_.end()) it = ids_.find(std::string(1, static_cast<char>(b)));
-      byte_ids_[b] = it != ids_.end() ? it->second : unk_id_.value_or(-1);
+      const int32_t* id = every.find(name);
+      if (id == nullptr) id = ids_.find(std::string(1, static_cast<char>(b)));
+      byte_ids_[b] = id != nullptr ? *id : unk_id_.value_or(-1);
     }
+    // Merges only make vocabulary pieces, so none can cross a place where the text has ▁ after
+    // another character unless some piece has such a pair. Without one, the text splits there into
+    // words that merge alone, and a word seen before is taken from the cache.
+    splits_at_words_ = std::none_of(vocab_.begin(), vocab_.end(), has_meta_after_other);
   }
 
   void tokenize(std::string_view text, std::vector<int64_t>& out) const override {
+    if (!splits_at_words_) return merge(text, out);
+    auto word = [&](std::string_view w) {
+      if (w.empty() || cache_.get(w, out)) return;
+      const size_t before = out.size();
+      merge(w, out);
+      cache_.put(w, out.data() + before, out.size() - before);
+    };
+    size_t start = 0;
+    for (size_t i = 1; i < text.size(); ++i) {
+      if (text.compare(i, kMeta.size(), kMeta) != 0 || ends_with_meta(text.substr(0, i))) continue;
+      word(text.substr(start, i - start));
+      start = i;
+    }
+    word(text.substr(start));
+  }
+
+ private:
+  static constexpr std::string_view kMeta = "\xE2\x96\x81";  // ▁
+  static bool ends_with_meta(std::string_view s) {
+    return s.size() >= kMeta.size() && s.compare(s.size() - kMeta.size(), kMeta.size(), kMeta) == 0;
+  }
+  // Whether `piece` has ▁ right after a character that is not ▁.
+  static bool has_meta_after_other(std::string_view piece) {
+    for (size_t at = piece.find(kMeta, 1); at != std::string_view::npos; at = piece.find(kMeta, at + 1))
+      if (!ends_with_meta(piece.substr(0, at))) return true;
+    return false;
+  }
+
+  // llama.cpp's SentencePiece merge: the highest-scoring adjacent pair that is a piece, leftmost
+  // first, until none is left.
+  void merge(std::string_view text, std::vector<int64_t>& out) const {
     struct Symbol {
       int32_t prev, next;
       size_t start, n;
@@ -264,9 +307,9 @@ class SpmModel final : public Model {
     auto try_add = [&](int32_t left, int32_t right) {
       if (left < 0 || right < 0) return;
       const std::string_view joined = text.substr(symbols[left].start, symbols[left].n + symbols[right].n);
-      const auto it = ids_.find(joined);
-      if (it == ids_.end()) return;
-      queue.push({left, right, scores_[it->second], joined.size()});
+      const int32_t* id = ids_.find(joined);
+      if (id == nullptr) return;
+      queue.push({left, right, scores_[*id], joined.size()});
     };
     for (int32_t i = 1; i < static_cast<int32_t>(symbols.size()); ++i) try_add(i - 1, i);
     while (!queue.empty()) {
@@ -285,8 +328,8 @@ class SpmModel final : public Model {
     // Every merged symbol is a token; a character that is not is spelled as byte tokens.
     for (int32_t i = symbols.empty() ? -1 : 0; i != -1; i = symbols[i].next) {
       const std::string_view piece = text.substr(symbols[i].start, symbols[i].n);
-      if (const auto it = ids_.find(piece); it != ids_.end()) {
-        out.push_back(it->second);
+      if (const int32_t* id = ids_.find(piece)) {
+        out.push_back(*id);
         continue;
       }
       for (unsigned char c : piece)
@@ -294,12 +337,13 @@ class SpmModel final : public Model {
     }
   }
 
- private:
   std::vector<std::string> vocab_;
   std::vector<float> scores_;
   std::optional<int32_t> unk_id_;
-  StringMap<int32_t> ids_;
+  VocabIndex ids_;
   std::array<int32_t, 256> byte_ids_;
+  bool splits_at_words_ = false;
+  WordCache cache_;
 };
 
 }  // namespace
@@ -310,8 +354,8 @@ std::unique_ptr<Model> make_bpe_model(std::vector<std::string> vocab, const std:
 }
 
 std::unique_ptr<Model> make_spm_model(std::vector<std::string> vocab, std::vector<float> scores,
-                                      std::optional<int32_t> unk_id) {
-  return std::make_unique<SpmModel>(std::move(vocab), std::move(scores), unk_id);
+                                      std::optional<int32_t> unk_id, std::vector<bool> text_pieces) {
+  return std::make_unique<SpmModel>(std::move(vocab), std::move(scores), unk_id, text_pieces);
 }
 
 }  // namespace opine::models::bpe

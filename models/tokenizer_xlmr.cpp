@@ -19,6 +19,7 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
+#include "models/spm_proto.h"
 #include "models/tokenizer_bpe_internal.h"
 
 namespace opine::models {
@@ -31,47 +32,6 @@ namespace {
 const std::string kMeta = "\xE2\x96\x81";  // ▁
 
 // ---- The charsmap ----------------------------------------------------------------------------
-
-// The last length-delimited field `number` of a serialized protobuf message (the model file is a
-// ModelProto; opine has no generated protobuf code for it).
-std::optional<std::string_view> proto_field(std::string_view msg, uint32_t number, const std::string& where) {
-  size_t i = 0;
-  auto varint = [&]() {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      OPINE_CHECK_FORMAT(i < msg.size(), where, ": truncated protobuf");
-      const auto b = static_cast<uint8_t>(msg[i++]);
-      v |= static_cast<uint64_t>(b & 0x7F) << shift;
-      if (!(b & 0x80)) return v;
-    }
-    throw Error(ErrorKind::kFormat, where + ": malformed protobuf varint");
-  };
-  std::optional<std::string_view> found;
-  while (i < msg.size()) {
-    const uint64_t key = varint();
-    switch (key & 7) {
-      case 0:
-        varint();
-        break;
-      case 1:
-        i += 8;
-        break;
-      case 2: {
-        const uint64_t len = varint();
-        OPINE_CHECK_FORMAT(len <= msg.size() - i, where, ": truncated protobuf");
-        if ((key >> 3) == number) found = msg.substr(i, len);
-        i += len;
-        break;
-      }
-      case 5:
-        i += 4;
-        break;
-      default:
-        throw Error(ErrorKind::kFormat, where + ": unexpected protobuf wire type");
-    }
-  }
-  return found;
-}
 
 // The tokenizers library's Precompiled normalizer: SentencePiece's charsmap (a darts-clone double
 // array over UTF-8 bytes, then the replacement strings, NUL-terminated), looked up per extended
@@ -371,8 +331,9 @@ std::unique_ptr<Tokenizer> load_xlmr_tokenizer(const std::string& spm_model, con
   }
 
   const std::string proto = sp.serialized_model_proto();
-  if (const auto normalizer_spec = proto_field(proto, 3, spm_model)) {
-    if (const auto charsmap = proto_field(*normalizer_spec, 2, spm_model); charsmap && !charsmap->empty())
+  if (const auto normalizer_spec = spm_proto::bytes(proto, spm_proto::kModelNormalizerSpec, spm_model)) {
+    if (const auto charsmap = spm_proto::bytes(*normalizer_spec, spm_proto::kNormalizerCharsmap, spm_model);
+        charsmap && !charsmap->empty())
       spec.normalizer = std::make_unique<PrecompiledNormalizer>(*charsmap, spm_model);
   }
   std::vector<std::unique_ptr<PreTokenizer>> steps;

@@ -1,5 +1,6 @@
 // SentencePiece: Llama-2's real tokenizer.model against the sentencepiece library, on every
-// text of the shipped data (tests/reference/spm_reference.py).
+// text of the shipped data (tests/reference/spm_reference.py, the Python library), and opine's
+// merge against the C++ library's own encoder on the texts where they could part.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -22,7 +23,7 @@ TEST(SpmRealDataParity, EveryShippedTextMatchesTheLibrary) {
   const auto texts = ref.at("texts").get<std::vector<std::string>>();
   ASSERT_GT(texts.size(), 90000u);  // all of TweetEval, UMSAB, SST-2
   auto tok = load_tokenizer(model.string());
-  EXPECT_EQ(tok->kind(), "sentencepiece");
+  EXPECT_EQ(tok->kind(), "sentencepiece (bpe, opine's merge)");
   EXPECT_EQ(tok->vocab_size(), 32000);
   const auto got = tok->encode_batch(texts);
   size_t mismatches = 0;
@@ -34,6 +35,39 @@ TEST(SpmRealDataParity, EveryShippedTextMatchesTheLibrary) {
       ADD_FAILURE() << "decode of text " << i;
   }
   EXPECT_EQ(mismatches, 0u);
+}
+
+// Exact: both give ids. These are the places where opine's merge and the library could part: the
+// space handling, text that spells control or byte pieces, characters outside the vocabulary
+// (byte fallback), runs of ▁, words past the cache's length limit, cache hits, threads.
+TEST(SpmRealData, MergeEqualsTheLibraryOnEdgeCases) {
+  const auto model = test::data_root() / "tokenizers/llama2-spm-llama2.c/tokenizer.model";
+  OPINE_REQUIRE_FILE(model);
+  const SentencePieceTokenizer ours(model.string());
+  const SentencePieceTokenizer library(model.string(), true, false, /*library_encoder=*/true);
+  ASSERT_EQ(ours.kind(), "sentencepiece (bpe, opine's merge)");
+  ASSERT_EQ(library.kind(), "sentencepiece");
+  const std::vector<std::string> texts = {
+      "", " ", "   ", "a", " leading", "trailing ", "two  spaces   three", "tab\tand\nnewline\r\n",
+      "<s> </s> <unk> <0x0A> <0x41>", "▁ already ▁▁ metas ▁x▁", "x▁▁y ▁▁▁", "emoji 🤖🧑‍🤝‍🧑 done",
+      "𠀋𠀋 rare 𪚥 chars ᚠᛇᚻ", "العربية Ελληνικά हिन्दी 日本語", "don't stop #hashtag @user http://t.co/x",
+      std::string(300, 'a') + " " + std::string(200, 'z'), "repeat repeat repeat repeat",
+      "Hello world", "Hello world", "\xC2\xA0nbsp\xE3\x80\x80ideographic space", std::string("nul\0byte", 8)};
+  for (const std::string& text : texts) {
+    EXPECT_EQ(ours.encode(text, true), library.encode(text, true)) << "'" << text << "'";
+    EXPECT_EQ(ours.encode(text, false), library.encode(text, false)) << "'" << text << "'";
+  }
+  EXPECT_EQ(ours.encode_batch(texts, true, 2), library.encode_batch(texts, true, 1));
+}
+
+// A model that is not BPE with byte fallback (here a Unigram one) stays with the library.
+TEST(SpmParity, OtherModelsUseTheLibrary) {
+  const auto model = test::reference_dir() / "encoder_tokenizers/xlmr_tiny_spm/sentencepiece.bpe.model";
+  ASSERT_TRUE(std::filesystem::exists(model)) << "run ctest, which generates the references";
+  const SentencePieceTokenizer tok(model.string());
+  EXPECT_EQ(tok.kind(), "sentencepiece");
+  const SentencePieceTokenizer library(model.string(), true, false, /*library_encoder=*/true);
+  EXPECT_EQ(tok.encode("a small test", true), library.encode("a small test", true));
 }
 
 TEST(SpmRealData, SpecialTokensDecodeUnlessSkipped) {
