@@ -25,7 +25,7 @@ at::Tensor buffer_for(int64_t numel, at::ScalarType dtype, at::Device device) {
   return buf.narrow(0, 0, numel);
 }
 
-// x [rows, in] -> x W^T, with backward grad_x = grad W (W dequantized again, never saved).
+// x [..., in] -> x W^T, with backward grad_x = grad W (W dequantized again, never saved).
 struct QuantMatmul : public torch::autograd::Function<QuantMatmul> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const QuantLinear* op) {
     ctx->saved_data["op"] = reinterpret_cast<int64_t>(op);
@@ -54,6 +54,7 @@ QuantLinear::QuantLinear(QuantizedTensor weight, at::Tensor bias, QuantConfig co
 }
 
 at::Tensor QuantLinear::dequantize_to_buffer(at::ScalarType dtype) const {
+  RECORD_FUNCTION("opine::dequantize_4bit", std::vector<c10::IValue>());  // named in profiles
   at::Tensor w = buffer_for(weight_.numel(), dtype, weight_.packed.device());
   dequantize_into(weight_, block_absmax(weight_), w);
   return w.view({out_features(), in_features()});
@@ -93,8 +94,14 @@ at::Tensor QuantLinear::forward(const at::Tensor& x) const {
   }
 #endif
   if (needs_grad) {
-    y = QuantMatmul::apply(x2, this);
-  } else {
+    // On x's own shape, so that the output is not a view: LoRA adds its update into it in place,
+    // and autograd turns an in-place op on a view into CopySlices, which copies the whole
+    // gradient in backward (8% of a QLoRA step).
+    y = QuantMatmul::apply(x.to(compute_dtype_), this);
+    if (bias_.defined()) y = y + bias_;
+    return y.to(in_dtype);
+  }
+  {
     c10::NoGradGuard no_grad;
     y = at::linear(x2, dequantize_to_buffer(x2.scalar_type()));
   }

@@ -37,6 +37,18 @@ if [[ ! -f "$venv/.complete" ]]; then
   "$venv/bin/python" -m pip install -q --no-deps -r "$root/scripts/requirements-nodeps.txt"
   touch "$venv/.complete"
 fi
+# Environments of older pins pile up (5-6 GB each with torch): one no setup has used for 14 days
+# is removed. Another clone at another commit marks its own as used whenever it runs setup.
+touch "$venv/.last-used"
+if [[ -z "${OPINE_VENV:-}" ]]; then
+  for old in "$(dirname "$venv")"/venv-*; do
+    [[ "$old" != "$venv" && -f "$old/.complete" ]] || continue
+    if [[ -z "$(find "$old" -maxdepth 1 -name .last-used -mtime -14)" && -z "$(find "$old" -maxdepth 1 -name .complete -mtime -14)" ]]; then
+      echo "setup: removing $old (unused for 14 days)"
+      rm -rf "$old"
+    fi
+  done
+fi
 
 [[ $build == yes ]] || exit 0
 
@@ -45,8 +57,22 @@ bdir=${OPINE_BUILD_DIR:-$root/build}
 torch_dir=$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/opine/ccache}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
-if [[ ! -f "$bdir/build.ninja" ]]; then
-  cmake -S "$root" -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE="${OPINE_BUILD_TYPE:-RelWithDebInfo}" \
+# Configured afresh when the environment or the configuration asked for changed: after a pin
+# change the build must not keep linking the old libtorch and testing with the old Python.
+config="venv=$venv type=${OPINE_BUILD_TYPE:-RelWithDebInfo} args=${OPINE_CMAKE_ARGS:-}"
+stamp="$bdir/.opine-config"
+if [[ -f "$bdir/build.ninja" && ! -f "$stamp" ]] &&
+  grep -qx "OPINE_PYTHON:FILEPATH=$venv/bin/python" "$bdir/CMakeCache.txt" 2>/dev/null; then
+  echo "$config" >"$stamp"  # configured before there was a stamp, against this environment
+fi
+if [[ ! -f "$bdir/build.ninja" || "$(cat "$stamp" 2>/dev/null)" != "$config" ]]; then
+  fresh=()
+  if [[ -f "$bdir/CMakeCache.txt" ]]; then
+    fresh=(--fresh)
+    echo "setup: configuring $bdir afresh ($config)"
+  fi
+  cmake "${fresh[@]}" -S "$root" -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE="${OPINE_BUILD_TYPE:-RelWithDebInfo}" \
     -DOPINE_TORCH_DIR="$torch_dir" -DOPINE_PYTHON="$venv/bin/python" ${OPINE_CMAKE_ARGS:-}
+  echo "$config" >"$stamp"
 fi
 cmake --build "$bdir" -j "$(nproc)"

@@ -87,6 +87,24 @@ TEST(QuantLinear, GradientsFlowToInputsThroughChainedLayers) {
   EXPECT_TRUE(at::allclose(x.grad(), x2.grad(), 1e-5, 1e-5));
 }
 
+// LoRA adds its update into the base output in place. On a view, autograd would turn that into
+// CopySlices, which copies the whole gradient in backward (8% of a QLoRA step), so a [B, T, in]
+// input must give an output of its own, with the same gradients as the dense layer.
+TEST(QuantLinear, TrainingOutputIsNotAViewAndTakesInPlaceUpdates) {
+  at::manual_seed(6);
+  const auto op = make_layer(48, 32, true, at::kFloat);
+  const at::Tensor update = at::randn({32, 48});
+  const at::Tensor x = at::randn({2, 3, 32}).set_requires_grad(true);
+  at::Tensor y = op->forward(x);
+  EXPECT_FALSE(y.is_view());
+  ASSERT_EQ(y.sizes(), at::IntArrayRef({2, 3, 48}));
+  y.add_(at::matmul(x, update));
+  y.pow(2).sum().backward();
+  const at::Tensor x2 = x.detach().clone().set_requires_grad(true);
+  (at::linear(x2, op->dense_weight(at::kFloat), op->bias()) + at::matmul(x2, update)).pow(2).sum().backward();
+  EXPECT_TRUE(at::allclose(x.grad(), x2.grad(), 1e-5, 1e-4));
+}
+
 TEST(QuantLinear, AssignDenseWeightQuantizesAgain) {
   at::manual_seed(5);
   const auto op = make_layer(32, 64, false, at::kFloat);
