@@ -1,6 +1,6 @@
 // SentencePiece models (tokenizer.model: Llama-2, Mistral, ...), read by the SentencePiece library.
 // A BPE model with byte fallback and no normalization beyond SentencePiece's space handling
-// (Llama-2's, Mistral's) is encoded by opine's own merge (models/tokenizer_bpe_models.cpp), which
+// (Llama-2's, and models built like it) is encoded by opine's own merge (models/tokenizer_bpe_models.cpp), which
 // gives the library's ids about 4x faster because it splits at words and caches them
 // (bench/README.md); any other model is encoded by the library.
 #pragma once

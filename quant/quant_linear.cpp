@@ -64,13 +64,20 @@ at::Tensor QuantLinear::forward(const at::Tensor& x) const {
   OPINE_CHECK(x.size(-1) == in_features(), "4-bit linear layer takes ", in_features(), " input features, got ",
               x.sizes());
   const at::ScalarType in_dtype = x.scalar_type();
+  at::Tensor y;
+  if (at::GradMode::is_enabled() && x.requires_grad()) {
+    // On x's own shape, so that the output is not a view: LoRA adds its update into it in place,
+    // and autograd turns an in-place op on a view into CopySlices, which copies the whole
+    // gradient in backward (8% of a QLoRA step).
+    y = QuantMatmul::apply(x.to(compute_dtype_), this);
+    if (bias_.defined()) y = y + bias_;
+    return y.to(in_dtype);
+  }
   at::Tensor x2 = x.reshape({-1, in_features()}).to(compute_dtype_);
   const int64_t rows = x2.size(0);
   std::vector<int64_t> out_shape = x.sizes().vec();
   out_shape.back() = out_features();
-  const bool needs_grad = at::GradMode::is_enabled() && x2.requires_grad();
-  at::Tensor y;
-  if (!needs_grad && x2.device().is_cpu() && rows <= kFusedRowsCpu) {
+  if (x2.device().is_cpu() && rows <= kFusedRowsCpu) {
     x2 = x2.contiguous();
     y = at::empty({rows, out_features()}, x2.options());
     const at::Tensor scales = block_absmax(weight_);
@@ -87,20 +94,12 @@ at::Tensor QuantLinear::forward(const at::Tensor& x) const {
     return y.view(out_shape).to(in_dtype);
   }
 #ifdef OPINE_HAVE_CUDA
-  if (!needs_grad && x2.is_cuda() && rows <= kFusedRowsCuda) {
+  if (x2.is_cuda() && rows <= kFusedRowsCuda) {
     y = cuda::gemv_4bit(x2, weight_.codes(), block_absmax(weight_), out_features(), weight_.block_size,
                         weight_.type, bias_);
     return y.view(out_shape).to(in_dtype);
   }
 #endif
-  if (needs_grad) {
-    // On x's own shape, so that the output is not a view: LoRA adds its update into it in place,
-    // and autograd turns an in-place op on a view into CopySlices, which copies the whole
-    // gradient in backward (8% of a QLoRA step).
-    y = QuantMatmul::apply(x.to(compute_dtype_), this);
-    if (bias_.defined()) y = y + bias_;
-    return y.to(in_dtype);
-  }
   {
     c10::NoGradGuard no_grad;
     y = at::linear(x2, dequantize_to_buffer(x2.scalar_type()));
