@@ -15,10 +15,10 @@ namespace opine::models::spm_proto {
 constexpr uint32_t kModelPieces = 1, kModelTrainerSpec = 2, kModelNormalizerSpec = 3;
 constexpr uint32_t kPieceType = 3;
 constexpr uint32_t kTrainerModelType = 3, kTrainerTreatWhitespaceAsSuffix = 24, kTrainerByteFallback = 35;
-constexpr uint32_t kNormalizerName = 1, kNormalizerCharsmap = 2, kNormalizerAddDummyPrefix = 3,
+constexpr uint32_t kNormalizerCharsmap = 2, kNormalizerAddDummyPrefix = 3,
                    kNormalizerRemoveExtraWhitespaces = 4, kNormalizerEscapeWhitespaces = 5;
 // ModelProto.SentencePiece.Type and TrainerSpec.ModelType values.
-constexpr uint64_t kNormal = 1, kUserDefined = 4, kBpe = 2;
+constexpr uint64_t kNormal = 1, kUserDefined = 4, kUnused = 5, kBpe = 2;
 
 // The last length-delimited field `number` of `msg` (protobuf keeps the last of a repeated scalar).
 // `where` names the file in errors.

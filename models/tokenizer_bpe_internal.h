@@ -37,6 +37,9 @@ template <typename V>
 using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 using StringSet = std::unordered_set<std::string, StringHash, std::equal_to<>>;
 
+// SentencePiece's ▁ (U+2581), which stands for a space in pieces.
+inline constexpr std::string_view kMetaspace = "\xE2\x96\x81";
+
 // Bytes in the UTF-8 character that starts with `lead` (1 for a stray continuation byte).
 inline size_t utf8_char_len(unsigned char lead) {
   return lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 1;

@@ -234,16 +234,18 @@ class SpmModel final : public Model {
            const std::vector<bool>& text_pieces)
       : vocab_(std::move(vocab)), scores_(std::move(scores)), unk_id_(unk_id) {
     OPINE_ASSERT(text_pieces.empty() || text_pieces.size() == vocab_.size(), "text_pieces does not match the vocabulary");
-    VocabIndex every;  // every token, for the byte tokens
-    for (size_t id = 0; id < vocab_.size(); ++id) {
-      every.insert(vocab_[id], static_cast<int32_t>(id));
+    for (size_t id = 0; id < vocab_.size(); ++id)
       if (text_pieces.empty() || text_pieces[id]) ids_.insert(vocab_[id], static_cast<int32_t>(id));
-    }
+    // The byte tokens are not text pieces: they are looked up among all tokens.
+    VocabIndex every;
+    if (!text_pieces.empty())
+      for (size_t id = 0; id < vocab_.size(); ++id) every.insert(vocab_[id], static_cast<int32_t>(id));
+    const VocabIndex& names = text_pieces.empty() ? ids_ : every;
     static const char* kHex = "0123456789ABCDEF";
     for (int b = 0; b < 256; ++b) {
       // <0xXX> first, else the byte as a one-character token (llama.cpp's byte_to_token).
       const std::string name = std::string("<0x") + kHex[b >> 4] + kHex[b & 15] + ">";
-      const int32_t* id = every.find(name);
+      const int32_t* id = names.find(name);
       if (id == nullptr) id = ids_.find(std::string(1, static_cast<char>(b)));
       byte_ids_[b] = id != nullptr ? *id : unk_id_.value_or(-1);
     }
@@ -263,7 +265,7 @@ class SpmModel final : public Model {
     };
     size_t start = 0;
     for (size_t i = 1; i < text.size(); ++i) {
-      if (text.compare(i, kMeta.size(), kMeta) != 0 || ends_with_meta(text.substr(0, i))) continue;
+      if (text.compare(i, kMetaspace.size(), kMetaspace) != 0 || ends_with_meta(text.substr(0, i))) continue;
       word(text.substr(start, i - start));
       start = i;
     }
@@ -271,13 +273,12 @@ class SpmModel final : public Model {
   }
 
  private:
-  static constexpr std::string_view kMeta = "\xE2\x96\x81";  // ▁
   static bool ends_with_meta(std::string_view s) {
-    return s.size() >= kMeta.size() && s.compare(s.size() - kMeta.size(), kMeta.size(), kMeta) == 0;
+    return s.size() >= kMetaspace.size() && s.compare(s.size() - kMetaspace.size(), kMetaspace.size(), kMetaspace) == 0;
   }
   // Whether `piece` has ▁ right after a character that is not ▁.
   static bool has_meta_after_other(std::string_view piece) {
-    for (size_t at = piece.find(kMeta, 1); at != std::string_view::npos; at = piece.find(kMeta, at + 1))
+    for (size_t at = piece.find(kMetaspace, 1); at != std::string_view::npos; at = piece.find(kMetaspace, at + 1))
       if (!ends_with_meta(piece.substr(0, at))) return true;
     return false;
   }

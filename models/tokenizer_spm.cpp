@@ -11,8 +11,6 @@ namespace opine::models {
 namespace {
 std::optional<int64_t> id_or_none(int id) { return id >= 0 ? std::optional<int64_t>(id) : std::nullopt; }
 
-const std::string kMeta = "\xE2\x96\x81";  // ▁
-
 // Whether the library's encoding of this model is exactly opine's merge over the text with spaces
 // written as ▁: a BPE model, byte fallback for unknown characters, no normalization table, spaces
 // kept as they are, no user-defined or unused pieces (which the library matches or re-splits
@@ -30,11 +28,9 @@ bool merge_encodes(const sentencepiece::SentencePieceProcessor& sp, const std::s
   if (pb::varint(normalizer, pb::kNormalizerRemoveExtraWhitespaces, path).value_or(1)) return false;
   if (!pb::varint(normalizer, pb::kNormalizerEscapeWhitespaces, path).value_or(1)) return false;
   add_dummy_prefix = pb::varint(normalizer, pb::kNormalizerAddDummyPrefix, path).value_or(1) != 0;
-  for (int id = 0; id < sp.GetPieceSize(); ++id)
-    if (sp.IsUnused(id)) return false;
   for (std::string_view piece : pb::all_bytes(proto, pb::kModelPieces, path)) {
     const uint64_t type = pb::varint(piece, pb::kPieceType, path).value_or(pb::kNormal);
-    if (type == pb::kUserDefined) return false;
+    if (type == pb::kUserDefined || type == pb::kUnused) return false;
   }
   return true;
 }
@@ -68,14 +64,8 @@ std::vector<int64_t> SentencePieceTokenizer::encode(std::string_view text, bool 
   if (merge_) {
     // The library's normalization for such a model: ▁ before non-empty text, every space as ▁.
     if (!text.empty()) {
-      std::string normalized = add_dummy_prefix_ ? kMeta : std::string();
-      normalized.reserve(text.size() + 16);
-      for (char c : text) {
-        if (c == ' ')
-          normalized += kMeta;
-        else
-          normalized += c;
-      }
+      std::string normalized = (add_dummy_prefix_ ? std::string(bpe::kMetaspace) : std::string()) + std::string(text);
+      bpe::replace_all(normalized, " ", bpe::kMetaspace);
       merge_->tokenize(normalized, ids);
     }
   } else {

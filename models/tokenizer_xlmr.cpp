@@ -29,8 +29,6 @@ using nlohmann::json;
 
 namespace {
 
-const std::string kMeta = "\xE2\x96\x81";  // ▁
-
 // ---- The charsmap ----------------------------------------------------------------------------
 
 // The tokenizers library's Precompiled normalizer: SentencePiece's charsmap (a darts-clone double
@@ -338,10 +336,10 @@ std::unique_ptr<Tokenizer> load_xlmr_tokenizer(const std::string& spm_model, con
   }
   std::vector<std::unique_ptr<PreTokenizer>> steps;
   steps.push_back(std::make_unique<WhitespaceSplit>());
-  steps.push_back(make_metaspace(kMeta, PrependScheme::kAlways, /*split=*/true));
+  steps.push_back(make_metaspace(std::string(kMetaspace), PrependScheme::kAlways, /*split=*/true));
   spec.pre_tokenizer = make_sequence_pre_tokenizer(std::move(steps));
   spec.model = std::make_unique<UnigramModel>(vocab, scores, /*unk_id=*/3);
-  spec.decoder = make_metaspace_decoder(kMeta, PrependScheme::kAlways);
+  spec.decoder = make_metaspace_decoder(std::string(kMetaspace), PrependScheme::kAlways);
   spec.prefix = {0};
   spec.suffix = {2};
   spec.bos = 0;

@@ -21,17 +21,13 @@ void VocabIndex::place(const Slot& slot, uint64_t hash) {
   size_t i = hash & mask;
   while (slots_[i].length != kEmpty) i = (i + 1) & mask;
   slots_[i] = slot;
-  hashes_[i] = hash;
 }
 
 void VocabIndex::grow() {
-  std::vector<Slot> old_slots = std::move(slots_);
-  std::vector<uint64_t> old_hashes = std::move(hashes_);
-  const size_t capacity = old_slots.empty() ? 64 : old_slots.size() * 2;
-  slots_.assign(capacity, Slot{});
-  hashes_.assign(capacity, 0);
-  for (size_t i = 0; i < old_slots.size(); ++i)
-    if (old_slots[i].length != kEmpty) place(old_slots[i], old_hashes[i]);
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
+  for (const Slot& slot : old)  // the hash again from the key: growth happens only while building
+    if (slot.length != kEmpty) place(slot, hash_of(std::string_view(keys_.data() + slot.offset, slot.length)));
 }
 
 }  // namespace opine::models::bpe

@@ -73,8 +73,7 @@ class VocabIndex {
   void grow();
 
   std::vector<Slot> slots_;
-  std::vector<uint64_t> hashes_;  // each slot's whole hash, to re-place it when the table grows
-  std::string keys_;              // every key, back to back
+  std::string keys_;  // every key, back to back
   size_t size_ = 0;
 };
 
